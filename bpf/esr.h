@@ -1,0 +1,114 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The kernel/user boundary of esr: every struct the BPF programs write to a ring buffer, and the
+ * session map they all share. lib/kernel-events.ts decodes these structs; the offsets asserted
+ * at the end of this file are the ones it reads, so a change here fails the build until both agree.
+ */
+#ifndef ESR_H
+#define ESR_H
+
+#ifndef ESR_USER_SIDE_ONLY
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+#endif
+
+#define ESR_COMM_LEN 16
+#define ESR_PATH_MAX 4096      /* longest path recorded; longer ones are marked truncated */
+#define ESR_ARGV_MAX 32768     /* argv bytes recorded per exec; more is marked truncated */
+
+enum esr_kind { ESR_KIND_COMMAND = 0, ESR_KIND_DISK = 1, ESR_KIND_NETWORK = 2, ESR_KIND_COUNT = 3 };
+
+/* Value of the `sessions` map, keyed by the session slice's cgroup id. */
+struct esr_session {
+	__u32 kinds;                  /* bit (1 << enum esr_kind) set: record that kind */
+	__u32 _pad;
+	__u64 lost[ESR_KIND_COUNT];   /* events the ring buffer could not take, per kind */
+};
+
+/* Start of every event. */
+struct esr_event_header {
+	__u64 session_id;             /* cgroup id of the session slice (key of `sessions`) */
+	__u64 cgroup_id;              /* the task's own cgroup: the slice or a child of it */
+	__u32 pid;                    /* thread-group id */
+	__u32 _pad;
+	char comm[ESR_COMM_LEN];
+};
+
+#define ESR_EXEC_PATH_TRUNCATED 1
+#define ESR_EXEC_ARGV_TRUNCATED 2
+
+/* An execve/execveat, successful (read after the exec, in the new image) or failed. */
+struct esr_exec_event {
+	struct esr_event_header hdr;
+	__u32 ppid;
+	__s32 return_code;            /* 0, or -errno */
+	__u32 path_len;               /* bytes of path at data[0], no NUL */
+	__u32 argv_len;               /* bytes of NUL-separated argv (argv[0] included) after the path */
+	__u32 argv_total;             /* bytes of argv the process had (> argv_len when truncated) */
+	__u32 flags;                  /* ESR_EXEC_* */
+	char data[ESR_PATH_MAX + ESR_ARGV_MAX];
+};
+
+#define ESR_CHECK_OFFSET(type, field, off) \
+	_Static_assert(__builtin_offsetof(type, field) == (off), #type "." #field " moved: update lib/kernel-events.ts")
+ESR_CHECK_OFFSET(struct esr_event_header, session_id, 0);
+ESR_CHECK_OFFSET(struct esr_event_header, cgroup_id, 8);
+ESR_CHECK_OFFSET(struct esr_event_header, pid, 16);
+ESR_CHECK_OFFSET(struct esr_event_header, comm, 24);
+ESR_CHECK_OFFSET(struct esr_exec_event, ppid, 40);
+ESR_CHECK_OFFSET(struct esr_exec_event, return_code, 44);
+ESR_CHECK_OFFSET(struct esr_exec_event, path_len, 48);
+ESR_CHECK_OFFSET(struct esr_exec_event, argv_len, 52);
+ESR_CHECK_OFFSET(struct esr_exec_event, argv_total, 56);
+ESR_CHECK_OFFSET(struct esr_exec_event, flags, 60);
+ESR_CHECK_OFFSET(struct esr_exec_event, data, 64);
+
+#ifndef ESR_USER_SIDE_ONLY
+
+/*
+ * Depth of the session slices below the cgroup2 root (<cgroup_path>/<root_path>/<sid>); set by the
+ * recorder before load (its own section, so it sits at offset 0 of a map the recorder can find). The ancestor at that depth is the session, whatever child cgroup a process
+ * of the session has moved itself into.
+ */
+const volatile __u32 slice_level SEC(".rodata.esr") = 2;
+
+/* Shared by all programs of all objects: the recorder hands every object the same map fd. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64);
+	__type(value, struct esr_session);
+} sessions SEC(".maps");
+
+/* The session of the current task, if it is recording `kind`: the one check every hook does first. */
+static __always_inline struct esr_session *current_session(enum esr_kind kind, __u64 *session_id)
+{
+	__u64 id = bpf_get_current_ancestor_cgroup_id(slice_level);
+	struct esr_session *s = bpf_map_lookup_elem(&sessions, &id);
+
+	if (!s || !(s->kinds & (1u << kind)))
+		return 0;
+	*session_id = id;
+	return s;
+}
+
+static __always_inline void fill_header(struct esr_event_header *h, __u64 session_id)
+{
+	h->session_id = session_id;
+	h->cgroup_id = bpf_get_current_cgroup_id();
+	h->pid = bpf_get_current_pid_tgid() >> 32;
+	h->_pad = 0;
+	bpf_get_current_comm(h->comm, sizeof(h->comm));
+}
+
+/* Every event goes out without a wakeup: the recorder drains on a timer, in batches. */
+static __always_inline void emit(void *ring, struct esr_session *s, enum esr_kind kind, void *event, __u64 size)
+{
+	if (bpf_ringbuf_output(ring, event, size, BPF_RB_NO_WAKEUP))
+		__sync_fetch_and_add(&s->lost[kind], 1);
+}
+
+#endif /* ESR_USER_SIDE_ONLY */
+#endif /* ESR_H */

@@ -1,0 +1,34 @@
+/** Options several commands share, and how they turn into a configuration. */
+import { existsSync } from "node:fs";
+import { isAbsolute, resolve } from "node:path";
+import { defaultConfig, loadConfig, type EsrConfig } from "../lib/config.ts";
+
+export const DEFAULT_CONFIG_FILE = "/etc/esr.yaml";
+
+export const configArg = {
+  config: { type: "string", valueHint: "FILE", description: `Teleport-style config file; repeat to add files (default ${DEFAULT_CONFIG_FILE} when it exists)` },
+} as const;
+
+export const dataDirArg = {
+  "data-dir": { type: "string", valueHint: "DIR", description: "where recordings are (default: teleport.data_dir, else /var/lib/esr)" },
+} as const;
+
+/** Every value of a repeatable option before `--` (citty keeps only the last). */
+export function repeated(rawArgs: string[], name: string): string[] {
+  const values: string[] = [];
+  for (let i = 0; i < rawArgs.length; i++) {
+    const a = rawArgs[i]!;
+    if (a === "--") break;
+    if (a === `--${name}`) values.push(rawArgs[++i] ?? "");
+    else if (a.startsWith(`--${name}=`)) values.push(a.slice(name.length + 3));
+  }
+  return values;
+}
+
+/** The configuration from --config files (or the default file), with --data-dir applied. */
+export function cliConfig(rawArgs: string[], dataDir?: string): EsrConfig {
+  const files = repeated(rawArgs, "config");
+  const config = files.length ? loadConfig(files) : existsSync(DEFAULT_CONFIG_FILE) ? loadConfig([DEFAULT_CONFIG_FILE]) : defaultConfig();
+  if (dataDir) config.dataDir = isAbsolute(dataDir) ? dataDir : resolve(dataDir);
+  return config;
+}

@@ -1,0 +1,37 @@
+import { defineCommand } from "citty";
+import { EsrError } from "../lib/errors.ts";
+import { shellQuote } from "../lib/replay-format.ts";
+import { listSessions } from "../lib/sessions-list.ts";
+import { cliConfig, configArg, dataDirArg } from "./common.ts";
+
+export const ls = defineCommand({
+  meta: { name: "ls", description: "List recorded sessions, newest first" },
+  args: {
+    ...configArg,
+    ...dataDirArg,
+    json: { type: "boolean", description: "one JSON object per session" },
+  },
+  run({ args }) {
+    if (args._.length) throw new EsrError(`ls: unexpected argument ${JSON.stringify(args._[0])}`, 2);
+    const config = cliConfig(process.argv, args["data-dir"]);
+    const sessions = listSessions(config.dataDir);
+    if (args.json) {
+      for (const s of sessions) console.log(JSON.stringify(s));
+      return;
+    }
+    const rows = sessions.map((s) => [
+      s.sid,
+      s.start?.slice(0, 19).replace("T", " ") ?? "?",
+      s.end?.slice(11, 19) ?? "running",
+      s.login ?? "?",
+      String(s.counts.command),
+      String(s.counts.network),
+      String(s.counts.disk),
+      String(s.lost.command + s.lost.network + s.lost.disk),
+      shellQuote(s.command),
+    ]);
+    const header = ["SESSION", "START (UTC)", "END", "LOGIN", "EXEC", "NET", "DISK", "LOST", "COMMAND"];
+    const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+    for (const r of [header, ...rows]) console.log(r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join("  "));
+  },
+});

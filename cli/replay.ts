@@ -1,0 +1,43 @@
+import { defineCommand } from "citty";
+import { EVENT_KINDS } from "../lib/config.ts";
+import { EsrError } from "../lib/errors.ts";
+import { readRecording } from "../lib/recording.ts";
+import { formatEventLine } from "../lib/replay-format.ts";
+import { KIND_EVENT } from "../lib/schema.ts";
+import { cliConfig, configArg, dataDirArg } from "./common.ts";
+
+/** --type values and the index types they select. */
+const TYPE_FILES: Record<string, string> = { session: "events", ...Object.fromEntries(EVENT_KINDS.map((k) => [k, KIND_EVENT[k]])) };
+
+export const replay = defineCommand({
+  meta: { name: "replay", description: "Print every recorded event of a session, in order" },
+  args: {
+    sid: { type: "positional", required: false, description: "session id (esr ls lists them)" },
+    ...configArg,
+    ...dataDirArg,
+    format: { type: "string", valueHint: "text|json", description: "text: one aligned line per event; json: the events as stored (default text)" },
+    type: { type: "string", valueHint: "KINDS", description: "only these kinds: command,disk,network,session" },
+  },
+  run({ args }) {
+    if (!args.sid) throw new EsrError("replay: which session? (esr replay <sid>; esr ls lists them)", 2);
+    if (args._.length > 1) throw new EsrError(`replay: unexpected argument ${JSON.stringify(args._[1])}`, 2);
+    const format = args.format ?? "text";
+    if (format !== "text" && format !== "json") throw new EsrError(`replay: --format must be text or json, not ${JSON.stringify(format)}`, 2);
+    let types: Set<string> | undefined;
+    if (args.type !== undefined) {
+      types = new Set(
+        args.type.split(",").map((t) => {
+          const file = TYPE_FILES[t.trim()];
+          if (!file) throw new EsrError(`replay: unknown --type ${JSON.stringify(t)} (expected ${Object.keys(TYPE_FILES).join(", ")})`, 2);
+          return file;
+        }),
+      );
+    }
+    const config = cliConfig(process.argv, args["data-dir"]);
+    const { events, warnings } = readRecording(config.dataDir, args.sid, types);
+    const out = events.map((e) => (format === "json" ? JSON.stringify(e) : formatEventLine(e))).join("\n");
+    if (out) process.stdout.write(`${out}\n`);
+    for (const w of warnings) process.stderr.write(`esr: warning: ${w}\n`);
+    if (warnings.length) process.exitCode = 3;
+  },
+});

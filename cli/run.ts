@@ -1,0 +1,57 @@
+/**
+ * Runs a citty command tree the way an audit tool must behave: `--help` anywhere before `--`,
+ * unknown flags rejected, and every failure one line on stderr with a non-zero exit.
+ */
+import { type ArgsDef, type CommandDef, runCommand, showUsage } from "citty";
+import { EsrError, errorMessage } from "../lib/errors.ts";
+
+type AnyCommand = CommandDef<ArgsDef>;
+
+async function resolve<T>(v: T | (() => T | Promise<T>) | Promise<T> | undefined): Promise<T | undefined> {
+  return typeof v === "function" ? await (v as () => T | Promise<T>)() : await v;
+}
+
+/** Flags before `--` that the command does not define. */
+async function unknownFlags(cmd: AnyCommand, args: string[]): Promise<string[]> {
+  const defs = (await resolve(cmd.args)) ?? {};
+  const known = new Set<string>(["help", "h"]);
+  for (const [name, def] of Object.entries(defs)) {
+    known.add(name);
+    for (const alias of [("alias" in def && def.alias) || []].flat()) known.add(alias);
+  }
+  return args.filter((a) => a.startsWith("-") && a !== "-").map((a) => a.replace(/^--?(no-)?/, "").split("=")[0]!).filter((name) => !known.has(name));
+}
+
+export async function runCli(main: AnyCommand, rawArgs: string[]) {
+  const dashdash = rawArgs.indexOf("--");
+  const own = dashdash >= 0 ? rawArgs.slice(0, dashdash) : rawArgs;
+  const subCommands = ((await resolve(main.subCommands)) ?? {}) as Record<string, AnyCommand>;
+  const name = own.find((a) => !a.startsWith("-"));
+  const sub = name ? subCommands[name] : undefined;
+  try {
+    if (own.includes("--help") || own.includes("-h") || own.length === 0) {
+      await showUsage(sub ?? main, sub ? main : undefined);
+      process.exit(own.length === 0 ? 1 : 0);
+    }
+    if (own.includes("--version") && !sub) {
+      console.log((await resolve(main.meta))?.version);
+      return;
+    }
+    if (!sub) throw new EsrError(`unknown command ${JSON.stringify(name ?? own[0])} (see esr --help)`, 2);
+    const unknown = await unknownFlags(sub, own.slice(own.indexOf(name!) + 1));
+    if (unknown.length) throw new EsrError(`${name}: unknown option --${unknown[0]} (see esr ${name} --help)`, 2);
+    await runCommand(main, { rawArgs });
+  } catch (err) {
+    fail(err);
+  }
+}
+
+export function fail(err: unknown): never {
+  if (err instanceof EsrError) {
+    process.stderr.write(`esr: ${err.message}\n`);
+    process.exit(err.exitCode);
+  }
+  // Not an expected failure: still one line, but say it is a bug so it gets reported.
+  process.stderr.write(`esr: internal error: ${errorMessage(err)}${process.env.ESR_DEBUG ? `\n${(err as Error)?.stack}` : " (ESR_DEBUG=1 for details)"}\n`);
+  process.exit(70);
+}

@@ -1,0 +1,75 @@
+/**
+ * Session files are gzip streams written as a series of complete members, one per flush, so a
+ * recorder killed at any moment leaves a file that zcat reads up to its last flush.
+ */
+import { closeSync, openSync, writeSync } from "node:fs";
+import { gunzipSync } from "node:zlib";
+import { Gunzip, gzipSync } from "fflate";
+
+export class GzipMemberFile {
+  private readonly fd: number;
+  private pending: string[] = [];
+
+  constructor(readonly path: string) {
+    this.fd = openSync(path, "a", 0o600);
+  }
+
+  append(line: string) {
+    this.pending.push(line);
+  }
+
+  get hasPending(): boolean {
+    return this.pending.length > 0;
+  }
+
+  /** Writes what was appended since the last flush as one gzip member. */
+  flush() {
+    if (this.pending.length === 0) return;
+    const member = gzipSync(Buffer.from(this.pending.join("")), { level: 6, mtime: 0 });
+    this.pending = [];
+    for (let off = 0; off < member.length; ) off += writeSync(this.fd, member, off);
+  }
+
+  close() {
+    try {
+      this.flush();
+    } finally {
+      closeSync(this.fd);
+    }
+  }
+}
+
+export interface GunzipResult {
+  text: string;
+  /** Why reading stopped before the end of the file: a truncated or corrupt member. */
+  error?: string;
+}
+
+/**
+ * Decompresses member after member, each checked against its CRC and length; at the first damaged
+ * member it stops and returns what came before, with the reason. fflate finds where members start
+ * (it does not check CRCs); zlib checks each one.
+ */
+export function gunzipMembers(bytes: Uint8Array): GunzipResult {
+  const starts = new Set<number>([0]);
+  const scanner = new Gunzip(() => {});
+  scanner.onmember = (offset) => starts.add(offset);
+  try {
+    scanner.push(bytes, true);
+  } catch {
+    // Damage is reported below, by the member that holds it.
+  }
+  const offsets = [...starts].sort((a, b) => a - b);
+  const parts: Buffer[] = [];
+  for (const [i, start] of offsets.entries()) {
+    const end = offsets[i + 1] ?? bytes.length;
+    if (start >= bytes.length) break;
+    try {
+      parts.push(gunzipSync(bytes.subarray(start, end)));
+    } catch (err) {
+      const why = err instanceof Error ? err.message : String(err);
+      return { text: Buffer.concat(parts).toString("utf8"), error: `damaged at byte ${start} (gzip member ${i + 1}): ${why}` };
+    }
+  }
+  return { text: Buffer.concat(parts).toString("utf8") };
+}

@@ -1,0 +1,67 @@
+/** Can this host record? What `esr check` reports, and what `esr record` refuses to start without. */
+import { existsSync } from "node:fs";
+import { release } from "node:os";
+import { EVENT_KINDS, type EsrConfig, type EventKind } from "./config.ts";
+import { bpfObjects } from "./embedded.ts";
+import { EsrError, errorMessage } from "./errors.ts";
+import { Recorder } from "./recorder.ts";
+
+export interface CheckItem {
+  name: string;
+  ok: boolean;
+  detail: string;
+}
+
+const MIN_KERNEL: [number, number] = [5, 8];
+const BTF_PATH = "/sys/kernel/btf/vmlinux";
+
+function kernelItem(): CheckItem {
+  const [major = 0, minor = 0] = release().split(/[.-]/).map(Number);
+  const ok = major > MIN_KERNEL[0] || (major === MIN_KERNEL[0] && minor >= MIN_KERNEL[1]);
+  return { name: "kernel", ok, detail: ok ? release() : `${release()} is older than ${MIN_KERNEL.join(".")} (BPF ring buffers)` };
+}
+
+function btfItem(): CheckItem {
+  const ok = existsSync(BTF_PATH);
+  return { name: "BTF", ok, detail: ok ? BTF_PATH : `${BTF_PATH} is missing: the kernel needs CONFIG_DEBUG_INFO_BTF=y` };
+}
+
+function rootItem(): CheckItem {
+  const ok = process.getuid?.() === 0;
+  return { name: "root", ok, detail: ok ? "running as root" : "esr must run as root (it loads BPF programs and creates cgroups)" };
+}
+
+/** Throws the first unmet requirement, as one line. */
+export function requireRecordingHost() {
+  for (const item of [rootItem(), kernelItem(), btfItem()]) if (!item.ok) throw new EsrError(item.detail);
+}
+
+/** Every check, item by item: loads and attaches every program esr has, then detaches them. */
+export function hostChecks(config: EsrConfig): CheckItem[] {
+  const items = [kernelItem(), btfItem(), rootItem()];
+  if (!items.every((i) => i.ok)) return items;
+  const er = config.enhancedRecording;
+  const kinds = EVENT_KINDS.filter((k): k is EventKind => bpfObjects[k] !== undefined);
+  let recorder: Recorder | undefined;
+  try {
+    recorder = Recorder.start({
+      cgroupPath: er.cgroupPath,
+      rootPath: er.rootPath,
+      kinds,
+      bufferPages: { command: er.commandBufferSize, disk: er.diskBufferSize, network: er.networkBufferSize },
+      onFailure: () => {},
+    });
+    items.push({ name: "cgroup v2", ok: true, detail: `mounted at ${er.cgroupPath}, slices under ${er.rootPath}` });
+    for (const p of recorder.probes.attached) items.push({ name: `${p.kind} hook`, ok: true, detail: `${p.section} (${p.name}) loads and attaches` });
+    const stale = recorder.staleSlicesRemoved;
+    items.push({ name: "stale slices", ok: true, detail: stale.length ? `removed ${stale.join(", ")}` : "none" });
+  } catch (err) {
+    items.push({ name: "BPF programs", ok: false, detail: errorMessage(err) });
+  } finally {
+    recorder?.close();
+  }
+  for (const kind of EVENT_KINDS) {
+    if (!bpfObjects[kind]) items.push({ name: `${kind} events`, ok: false, detail: "not built into this esr" });
+  }
+  return items;
+}

@@ -1,0 +1,100 @@
+/**
+ * Reading recorded sessions back: the index, every file it names, the events in `ei` order.
+ * Damage never hides what is readable: a truncated or corrupt file yields the events before the
+ * damage, and a warning that says where.
+ */
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { AuditLog } from "./audit-log.ts";
+import { EsrError, errorMessage } from "./errors.ts";
+import { gunzipMembers } from "./gzip-members.ts";
+import type { AuditEvent } from "./schema.ts";
+import { indexFileName } from "./session-writer.ts";
+
+const SID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+export interface Recording {
+  sid: string;
+  events: AuditEvent[];
+  /** One line each: what could not be read, and where. */
+  warnings: string[];
+}
+
+interface IndexEntry {
+  file_name: string;
+  type: string;
+}
+
+export function checkSessionId(sid: string) {
+  if (!SID_RE.test(sid)) throw new EsrError(`invalid session id ${JSON.stringify(sid)}: expected a UUID such as 86aca627-971d-4883-854d-d309ba04c658`);
+}
+
+/** Reads a session; `types` limits it to some index types ("events", "session.command", …). */
+export function readRecording(dataDir: string, sid: string, types?: Set<string>): Recording {
+  checkSessionId(sid);
+  const { sessionsDir } = AuditLog.read(dataDir);
+  const indexPath = join(sessionsDir, indexFileName(sid));
+  if (!existsSync(indexPath)) throw new EsrError(`unknown session ${sid} (not in ${dataDir})`);
+  const warnings: string[] = [];
+  const events: AuditEvent[] = [];
+  for (const entry of readIndex(indexPath, warnings)) {
+    if (types && !types.has(entry.type)) continue;
+    events.push(...readEventFile(join(sessionsDir, entry.file_name), warnings));
+  }
+  events.sort((a, b) => a.ei - b.ei);
+  return { sid, events, warnings };
+}
+
+function readIndex(path: string, warnings: string[]): IndexEntry[] {
+  const entries: IndexEntry[] = [];
+  for (const [i, line] of readFileSync(path, "utf8").split("\n").entries()) {
+    if (!line.trim()) continue;
+    try {
+      const entry = JSON.parse(line) as IndexEntry;
+      // Only plain names: an index must not point outside the sessions directory.
+      if (typeof entry.file_name !== "string" || entry.file_name.includes("/") || typeof entry.type !== "string") throw new Error("not an index entry");
+      entries.push(entry);
+    } catch (err) {
+      warnings.push(`${path}:${i + 1}: unreadable index line (${errorMessage(err)})`);
+    }
+  }
+  return entries;
+}
+
+/** The events of one `.gz` file, up to the first damage. */
+export function readEventFile(path: string, warnings: string[]): AuditEvent[] {
+  let bytes: Buffer;
+  try {
+    bytes = readFileSync(path);
+  } catch (err) {
+    warnings.push(`${path}: cannot read (${errorMessage(err)})`);
+    return [];
+  }
+  const { text, error } = gunzipMembers(bytes);
+  if (error) warnings.push(`${path}: ${error}; showing the events before it`);
+  const events: AuditEvent[] = [];
+  const lines = text.split("\n");
+  const partial = lines.pop();
+  if (partial) warnings.push(`${path}: last line is incomplete; skipped`);
+  for (const [i, line] of lines.entries()) {
+    if (!line) continue;
+    try {
+      const event = JSON.parse(line);
+      if (typeof event?.ei !== "number" || typeof event?.event !== "string") throw new Error("not an audit event");
+      events.push(event);
+    } catch (err) {
+      warnings.push(`${path}: line ${i + 1}: ${errorMessage(err)}`);
+    }
+  }
+  return events;
+}
+
+/** Session ids present in a data dir, with their index's modification time. */
+export function listSessionIds(dataDir: string): { sid: string; mtimeMs: number }[] {
+  const { sessionsDir } = AuditLog.read(dataDir);
+  if (!existsSync(sessionsDir)) return [];
+  return readdirSync(sessionsDir)
+    .filter((name) => name.endsWith(".index"))
+    .map((name) => ({ sid: name.slice(0, -".index".length), mtimeMs: statSync(join(sessionsDir, name)).mtimeMs }))
+    .filter(({ sid }) => SID_RE.test(sid));
+}

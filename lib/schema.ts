@@ -1,0 +1,112 @@
+/**
+ * The audit events esr writes (SPEC §3): Teleport's Enhanced Session Recording events, with the
+ * same names, codes, keys and JSON types, so Teleport-aware tooling reads them unchanged.
+ */
+import type { EventKind } from "./config.ts";
+import type { ExecRecord, LostCounts } from "./kernel-events.ts";
+
+/** Who and where: the fields every event of a session repeats. */
+export interface SessionIdentity {
+  sid: string;
+  user: string;
+  login: string;
+  serverId: string;
+  serverHostname: string;
+  clusterName: string;
+}
+
+export type AuditEvent = { event: string; code: string; ei: number; [key: string]: unknown };
+
+export const EVENT_CODES = {
+  "session.start": "T2000I",
+  "session.end": "T2004I",
+  "session.command": "T4000I",
+  "session.disk": "T4001I",
+  "session.network": "T4002I",
+} as const;
+
+export type EventName = keyof typeof EVENT_CODES;
+
+/** The event name of each enhanced kind, which is also its file and index type. */
+export const KIND_EVENT: Record<EventKind, EventName> = {
+  command: "session.command",
+  disk: "session.disk",
+  network: "session.network",
+};
+
+function common(id: SessionIdentity, event: EventName, ei: number, time: Date) {
+  return {
+    cluster_name: id.clusterName,
+    code: EVENT_CODES[event],
+    ei,
+    event,
+    login: id.login,
+    namespace: "default",
+    server_hostname: id.serverHostname,
+    server_id: id.serverId,
+    sid: id.sid,
+    time: time.toISOString(),
+    uid: crypto.randomUUID(),
+    user: id.user,
+  };
+}
+
+export const ARGV_TRUNCATED_MARKER = "[esr: argv truncated]";
+
+export function commandEvent(id: SessionIdentity, ei: number, rec: ExecRecord, time = new Date()): AuditEvent {
+  const argv = rec.argv.slice(1);
+  if (rec.argvTruncated) argv.push(`${ARGV_TRUNCATED_MARKER} ${rec.argvBytes} bytes in all`);
+  return {
+    ...common(id, "session.command", ei, time),
+    argv,
+    ...(rec.argvTruncated ? { argv_truncated: true } : {}),
+    cgroup_id: Number(rec.cgroupId),
+    path: rec.path,
+    ...(rec.pathTruncated ? { path_truncated: true } : {}),
+    pid: rec.pid,
+    ppid: rec.ppid,
+    program: rec.comm,
+    return_code: rec.returnCode,
+  };
+}
+
+export interface SessionStartInfo {
+  initialCommand: string[];
+  /** "W:H" when the session runs on a terminal */
+  size?: string;
+  events: EventKind[];
+  enhancedRecording: boolean;
+}
+
+export function sessionStartEvent(id: SessionIdentity, ei: number, info: SessionStartInfo, time = new Date()): AuditEvent {
+  return {
+    ...common(id, "session.start", ei, time),
+    enhanced_recording: info.enhancedRecording,
+    enhanced_recording_events: info.events,
+    initial_command: info.initialCommand,
+    ...(info.size ? { size: info.size } : {}),
+  };
+}
+
+export interface SessionEndInfo {
+  initialCommand: string[];
+  interactive: boolean;
+  enhancedRecording: boolean;
+  start: Date;
+  exitCode: number;
+  lost: LostCounts;
+}
+
+export function sessionEndEvent(id: SessionIdentity, ei: number, info: SessionEndInfo, time = new Date()): AuditEvent {
+  return {
+    ...common(id, "session.end", ei, time),
+    enhanced_recording: info.enhancedRecording,
+    exit_code: info.exitCode,
+    initial_command: info.initialCommand,
+    interactive: info.interactive,
+    lost_events: info.lost,
+    participants: [id.user],
+    session_start: info.start.toISOString(),
+    session_stop: time.toISOString(),
+  };
+}

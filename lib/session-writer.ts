@@ -1,0 +1,72 @@
+/**
+ * Writes one session's events (SPEC §4): `<sid>-0.events.gz` for session.start/end,
+ * `<sid>-0.session.<kind>-events.gz` per enhanced kind, `<sid>.index` naming them, and every event
+ * also to the host's events.log. Nothing reaches disk between flushes; the owner flushes at least
+ * every second, so a recorder killed with SIGKILL loses at most that much.
+ */
+import { appendFileSync } from "node:fs";
+import { join } from "node:path";
+import type { AuditLog } from "./audit-log.ts";
+import { GzipMemberFile } from "./gzip-members.ts";
+import type { AuditEvent } from "./schema.ts";
+
+/** The index type (and file name part) of the file an event goes to. */
+function fileTypeOf(event: string): string {
+  return event === "session.command" || event === "session.disk" || event === "session.network" ? event : "events";
+}
+
+export function sessionFileName(sid: string, type: string): string {
+  return type === "events" ? `${sid}-0.events.gz` : `${sid}-0.${type}-events.gz`;
+}
+
+export function indexFileName(sid: string): string {
+  return `${sid}.index`;
+}
+
+export class SessionWriter {
+  private readonly files = new Map<string, GzipMemberFile>();
+  private logLines: string[] = [];
+  private nextEi = 0;
+
+  constructor(
+    private readonly log: AuditLog,
+    readonly sid: string,
+  ) {}
+
+  /** The `ei` of the next event: events are numbered in the order they are written. */
+  index(): number {
+    return this.nextEi++;
+  }
+
+  write(event: AuditEvent) {
+    const line = `${JSON.stringify(event)}\n`;
+    this.file(fileTypeOf(event.event)).append(line);
+    this.logLines.push(line);
+  }
+
+  flush() {
+    for (const file of this.files.values()) file.flush();
+    if (this.logLines.length) {
+      const lines = this.logLines.join("");
+      this.logLines = [];
+      this.log.append(lines);
+    }
+  }
+
+  close() {
+    this.flush();
+    for (const file of this.files.values()) file.close();
+    this.files.clear();
+  }
+
+  private file(type: string): GzipMemberFile {
+    let file = this.files.get(type);
+    if (!file) {
+      const name = sessionFileName(this.sid, type);
+      file = new GzipMemberFile(join(this.log.sessionsDir, name));
+      this.files.set(type, file);
+      appendFileSync(join(this.log.sessionsDir, indexFileName(this.sid)), `${JSON.stringify({ file_name: name, type, index: 0, offset: 0 })}\n`, { mode: 0o600 });
+    }
+    return file;
+  }
+}

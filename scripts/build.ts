@@ -1,0 +1,45 @@
+#!/usr/bin/env bun
+/**
+ * Builds dist/esr: compiles bpf/*.bpf.c (CO-RE, clang), copies libbpf and its dependencies next to
+ * them, and compiles the CLI with all of it embedded into one executable.
+ *   bun scripts/build.ts            everything
+ *   bun scripts/build.ts --no-exe   only build/ (what `bun test` needs)
+ */
+import { $ } from "bun";
+import { copyFileSync, existsSync, mkdirSync, readdirSync, realpathSync, statSync } from "node:fs";
+import { join } from "node:path";
+
+const root = join(import.meta.dir, "..");
+const build = join(root, "build");
+const arch = process.arch === "arm64" ? "arm64" : "x86";
+const libDir = process.arch === "arm64" ? "/usr/lib/aarch64-linux-gnu" : "/usr/lib/x86_64-linux-gnu";
+
+mkdirSync(join(build, "bpf"), { recursive: true });
+mkdirSync(join(build, "native"), { recursive: true });
+
+// vmlinux.h only provides type definitions; CO-RE relocates field offsets to the target kernel.
+const vmlinux = join(build, "vmlinux.h");
+if (!existsSync(vmlinux)) {
+  await $`bpftool btf dump file /sys/kernel/btf/vmlinux format c > ${vmlinux}`;
+}
+
+for (const file of readdirSync(join(root, "bpf")).filter((f) => f.endsWith(".bpf.c"))) {
+  const out = join(build, "bpf", file.replace(/\.c$/, ".o"));
+  await $`clang -g -O2 -Wall -Werror -target bpf -D__TARGET_ARCH_${arch} -I${build} -I${join(root, "bpf")} -c ${join(root, "bpf", file)} -o ${out}`;
+  // Keep BTF (CO-RE needs it), drop DWARF.
+  await $`llvm-strip -g ${out}`;
+  console.log(`built ${out} (${statSync(out).size} bytes)`);
+}
+
+for (const soname of ["libz.so.1", "libelf.so.1", "libbpf.so.1"]) {
+  const candidates = [join(libDir, soname), join("/lib", libDir.replace(/^\/usr\/lib\//, ""), soname)];
+  const found = candidates.find((p) => existsSync(p));
+  if (!found) throw new Error(`${soname} not found (apt-get install libbpf-dev libelf-dev zlib1g-dev)`);
+  copyFileSync(realpathSync(found), join(build, "native", soname));
+}
+
+if (!process.argv.includes("--no-exe")) {
+  mkdirSync(join(root, "dist"), { recursive: true });
+  await $`${process.execPath} build --compile --minify --sourcemap=none ${join(root, "cli", "main.ts")} --outfile ${join(root, "dist", "esr")}`.quiet();
+  console.log(`built dist/esr (${(statSync(join(root, "dist", "esr")).size / 1e6).toFixed(1)} MB)`);
+}
