@@ -2,6 +2,7 @@
  * One recorded session, start to end: slice, session.start, the command, waiting for the slice to
  * empty, a final drain, session.end (SPEC §5).
  */
+import { existsSync } from "node:fs";
 import { constants } from "node:os";
 import type { Account } from "./accounts.ts";
 import { AuditLog } from "./audit-log.ts";
@@ -155,7 +156,8 @@ function launchSpec(argv: string[], login: Account): LaunchSpec {
   const path = login.uid === 0 ? "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" : "/usr/local/bin:/usr/bin:/bin";
   const program = Bun.which(argv[0]!, { PATH: self ? (process.env.PATH ?? path) : path });
   if (!program) throw new EsrError(`${argv[0]}: command not found`, 127);
-  const cwd = self ? process.cwd() : login.home;
+  // Like login(1): a missing home directory is no reason to refuse the session.
+  const cwd = self ? process.cwd() : existsSync(login.home) ? login.home : "/";
   if (self) return { cmd: [program, ...argv.slice(1)], cwd };
   const setpriv = Bun.which("setpriv", { PATH: "/usr/bin:/bin:/usr/sbin:/sbin" });
   if (!setpriv) return { cmd: [program, ...argv.slice(1)], cwd, ids: { uid: login.uid, gid: login.gid } };
