@@ -23,7 +23,4 @@ if [ ! -x node_modules/.bin/bun ] || [ package-lock.json -nt node_modules/.packa
   npm ci --no-audit --no-fund --loglevel=error
 fi
 
-# BPF programs attach only where tracefs/bpffs are reachable on some minimal hosts.
-mountpoint -q /sys/kernel/tracing || mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null || true
-
 node_modules/.bin/bun scripts/build.ts
