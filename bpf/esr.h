@@ -51,6 +51,37 @@ struct esr_exec_event {
 	char data[ESR_PATH_MAX + ESR_ARGV_MAX];
 };
 
+#define ESR_OPEN_PATH_TRUNCATED 1
+
+/*
+ * An open(2), openat(2), openat2(2) or creat(2), read at syscall exit: the path as the process
+ * passed it (relative paths stay relative), the flags as passed and what the call returned.
+ */
+struct esr_open_event {
+	struct esr_event_header hdr;
+	__s32 return_code;            /* fd, or -errno */
+	__u32 flags;                  /* ESR_OPEN_* */
+	__u64 open_flags;             /* openat2's are 64 bits; creat(2) is O_CREAT|O_WRONLY|O_TRUNC */
+	__u32 path_len;               /* bytes of path, no NUL */
+	__u32 _pad;
+	char path[ESR_PATH_MAX];
+};
+
+/*
+ * A TCP connect that sent its SYN. The source address is chosen by then (the source port not yet).
+ * A connect from an IPv6 socket to an IPv4-mapped address (::ffff:a.b.c.d) is IPv4 on the wire and
+ * is reported as version 4 with IPv4 addresses, so one rule matches a destination however it was
+ * reached.
+ */
+struct esr_connect_event {
+	struct esr_event_header hdr;
+	__u16 version;                /* 4 or 6 */
+	__u16 dst_port;               /* host byte order */
+	__u32 _pad;
+	__u8 src_addr[16];            /* network byte order; IPv4 in the first 4 bytes */
+	__u8 dst_addr[16];
+};
+
 #define ESR_CHECK_OFFSET(type, field, off) \
 	_Static_assert(__builtin_offsetof(type, field) == (off), #type "." #field " moved: update lib/kernel-events.ts")
 ESR_CHECK_OFFSET(struct esr_event_header, session_id, 0);
@@ -64,6 +95,16 @@ ESR_CHECK_OFFSET(struct esr_exec_event, argv_len, 52);
 ESR_CHECK_OFFSET(struct esr_exec_event, argv_total, 56);
 ESR_CHECK_OFFSET(struct esr_exec_event, flags, 60);
 ESR_CHECK_OFFSET(struct esr_exec_event, data, 64);
+ESR_CHECK_OFFSET(struct esr_open_event, return_code, 40);
+ESR_CHECK_OFFSET(struct esr_open_event, flags, 44);
+ESR_CHECK_OFFSET(struct esr_open_event, open_flags, 48);
+ESR_CHECK_OFFSET(struct esr_open_event, path_len, 56);
+ESR_CHECK_OFFSET(struct esr_open_event, path, 64);
+ESR_CHECK_OFFSET(struct esr_connect_event, version, 40);
+ESR_CHECK_OFFSET(struct esr_connect_event, dst_port, 42);
+ESR_CHECK_OFFSET(struct esr_connect_event, src_addr, 48);
+ESR_CHECK_OFFSET(struct esr_connect_event, dst_addr, 64);
+_Static_assert(sizeof(struct esr_connect_event) == 80, "struct esr_connect_event resized: update lib/kernel-events.ts");
 
 #ifndef ESR_USER_SIDE_ONLY
 

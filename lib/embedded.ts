@@ -4,6 +4,8 @@
  * libbpf package. scripts/build.ts puts these files in build/ before anything imports this module.
  */
 import commandObject from "../build/bpf/command.bpf.o" with { type: "file" };
+import diskObject from "../build/bpf/disk.bpf.o" with { type: "file" };
+import networkObject from "../build/bpf/network.bpf.o" with { type: "file" };
 import libz from "../build/native/libz.so.1" with { type: "file" };
 import libelf from "../build/native/libelf.so.1" with { type: "file" };
 import libbpf from "../build/native/libbpf.so.1" with { type: "file" };
@@ -11,8 +13,8 @@ import type { EventKind } from "./config.ts";
 
 export const bpfObjects: Record<EventKind, string | undefined> = {
   command: commandObject,
-  disk: undefined,
-  network: undefined,
+  disk: diskObject,
+  network: networkObject,
 };
 
 /** libbpf and, in load order, the libraries it needs: each one's DT_NEEDED is met by those before it. */

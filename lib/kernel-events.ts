@@ -4,6 +4,7 @@
  * the real kernel produced.
  */
 import { EVENT_KINDS, type EventKind } from "./config.ts";
+import { formatIPv4, formatIPv6 } from "./ip-address.ts";
 
 export type LostCounts = Record<EventKind, number>;
 
@@ -93,5 +94,59 @@ export function decodeExec(bytes: Uint8Array): ExecRecord {
     argv,
     argvTruncated: (flags & EXEC_ARGV_TRUNCATED) !== 0,
     argvBytes: view.getUint32(56, true),
+  };
+}
+
+/** struct esr_open_event */
+export interface OpenRecord extends EventHeader {
+  /** fd, or -errno */
+  returnCode: number;
+  /** the open flags as passed (creat(2): O_CREAT|O_WRONLY|O_TRUNC) */
+  openFlags: number;
+  /** as passed: relative paths stay relative */
+  path: string;
+  /** the path was longer than ESR_PATH_MAX bytes; `path` holds the first ESR_PATH_MAX */
+  pathTruncated: boolean;
+}
+
+const OPEN_PATH_TRUNCATED = 1;
+const OPEN_PATH_OFFSET = 64;
+
+export function decodeOpen(bytes: Uint8Array): OpenRecord {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const pathEnd = Math.min(OPEN_PATH_OFFSET + view.getUint32(56, true), bytes.length);
+  return {
+    ...header(view, bytes),
+    returnCode: view.getInt32(40, true),
+    pathTruncated: (view.getUint32(44, true) & OPEN_PATH_TRUNCATED) !== 0,
+    openFlags: Number(view.getBigUint64(48, true)),
+    path: utf8.decode(bytes.subarray(OPEN_PATH_OFFSET, pathEnd)),
+  };
+}
+
+/** struct esr_connect_event */
+export interface ConnectRecord extends EventHeader {
+  /** 4 also for an IPv6 socket connecting to an IPv4-mapped address: the addresses are IPv4 */
+  version: 4 | 6;
+  srcAddr: string;
+  dstAddr: string;
+  dstPort: number;
+}
+
+const CONNECT_SRC_OFFSET = 48;
+const CONNECT_DST_OFFSET = 64;
+const IP_ADDR_LEN = 16;
+
+export function decodeConnect(bytes: Uint8Array): ConnectRecord {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const version = view.getUint16(40, true) === 6 ? 6 : 4;
+  const format = version === 6 ? formatIPv6 : formatIPv4;
+  const addr = (at: number) => format(bytes.subarray(at, at + IP_ADDR_LEN));
+  return {
+    ...header(view, bytes),
+    version,
+    dstPort: view.getUint16(42, true),
+    srcAddr: addr(CONNECT_SRC_OFFSET),
+    dstAddr: addr(CONNECT_DST_OFFSET),
   };
 }

@@ -5,7 +5,7 @@
 import { closeSync, openSync } from "node:fs";
 import type { EventKind } from "./config.ts";
 import { type CgroupRoot, type CgroupSlice, prepareCgroupRoot, removeStaleSlices, slicesParent } from "./cgroup-slice.ts";
-import { decodeExec, type ExecRecord, type LostCounts } from "./kernel-events.ts";
+import { decodeConnect, decodeExec, decodeOpen, type ConnectRecord, type ExecRecord, type LostCounts, type OpenRecord } from "./kernel-events.ts";
 import { ProbeSet } from "./probes.ts";
 import { RingReader } from "./ring-reader.ts";
 
@@ -20,6 +20,8 @@ export interface RecorderOptions extends CgroupRoot {
 /** Where a session's events go. */
 export interface SessionSink {
   command(rec: ExecRecord): void;
+  disk(rec: OpenRecord): void;
+  network(rec: ConnectRecord): void;
 }
 
 /** How often the rings are drained, and how much per ring per drain before yielding the loop. */
@@ -108,8 +110,16 @@ export class Recorder {
           const rec = decodeExec(bytes);
           this.sinks.get(rec.sessionId)?.command(rec);
         };
-      default:
-        throw new Error(`no decoder for ${kind} events`);
+      case "disk":
+        return (bytes) => {
+          const rec = decodeOpen(bytes);
+          this.sinks.get(rec.sessionId)?.disk(rec);
+        };
+      case "network":
+        return (bytes) => {
+          const rec = decodeConnect(bytes);
+          this.sinks.get(rec.sessionId)?.network(rec);
+        };
     }
   }
 }

@@ -3,7 +3,7 @@
  * same names, codes, keys and JSON types, so Teleport-aware tooling reads them unchanged.
  */
 import type { EventKind } from "./config.ts";
-import type { ExecRecord, LostCounts } from "./kernel-events.ts";
+import type { ConnectRecord, ExecRecord, LostCounts, OpenRecord } from "./kernel-events.ts";
 
 /** Who and where: the fields every event of a session repeats. */
 export interface SessionIdentity {
@@ -52,6 +52,12 @@ function common(id: SessionIdentity, event: EventName, ei: number, time: Date) {
 }
 
 export const ARGV_TRUNCATED_MARKER = "[esr: argv truncated]";
+export const PATH_TRUNCATED_MARKER = "[esr: path truncated]";
+
+/** A path as recorded, visibly marked when the kernel side had to cut it, and the key saying so. */
+function pathFields(path: string, truncated: boolean) {
+  return truncated ? { path: `${path} ${PATH_TRUNCATED_MARKER}`, path_truncated: true } : { path };
+}
 
 export function commandEvent(id: SessionIdentity, ei: number, rec: ExecRecord, time = new Date()): AuditEvent {
   const argv = rec.argv.slice(1);
@@ -61,12 +67,42 @@ export function commandEvent(id: SessionIdentity, ei: number, rec: ExecRecord, t
     argv,
     ...(rec.argvTruncated ? { argv_truncated: true } : {}),
     cgroup_id: Number(rec.cgroupId),
-    path: rec.path,
-    ...(rec.pathTruncated ? { path_truncated: true } : {}),
+    ...pathFields(rec.path, rec.pathTruncated),
     pid: rec.pid,
     ppid: rec.ppid,
     program: rec.comm,
     return_code: rec.returnCode,
+  };
+}
+
+export function diskEvent(id: SessionIdentity, ei: number, rec: OpenRecord, time = new Date()): AuditEvent {
+  return {
+    ...common(id, "session.disk", ei, time),
+    cgroup_id: Number(rec.cgroupId),
+    flags: rec.openFlags,
+    ...pathFields(rec.path, rec.pathTruncated),
+    pid: rec.pid,
+    program: rec.comm,
+    return_code: rec.returnCode,
+  };
+}
+
+/** Teleport's codes: operation 0 is a connect, action 0 means observed (not denied). */
+const NETWORK_OPERATION_CONNECT = 0;
+const NETWORK_ACTION_OBSERVED = 0;
+
+export function networkEvent(id: SessionIdentity, ei: number, rec: ConnectRecord, time = new Date()): AuditEvent {
+  return {
+    ...common(id, "session.network", ei, time),
+    action: NETWORK_ACTION_OBSERVED,
+    cgroup_id: Number(rec.cgroupId),
+    dst_addr: rec.dstAddr,
+    dst_port: rec.dstPort,
+    operation: NETWORK_OPERATION_CONNECT,
+    pid: rec.pid,
+    program: rec.comm,
+    src_addr: rec.srcAddr,
+    version: rec.version,
   };
 }
 

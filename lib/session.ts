@@ -11,7 +11,7 @@ import type { EsrConfig, EventKind } from "./config.ts";
 import { EsrError, errorMessage } from "./errors.ts";
 import type { LostCounts } from "./kernel-events.ts";
 import { Recorder } from "./recorder.ts";
-import { commandEvent, sessionEndEvent, sessionStartEvent, type SessionIdentity } from "./schema.ts";
+import { commandEvent, diskEvent, networkEvent, sessionEndEvent, sessionStartEvent, type SessionIdentity } from "./schema.ts";
 import { SessionWriter } from "./session-writer.ts";
 
 export interface RecordOptions {
@@ -90,7 +90,11 @@ export async function recordSession(opts: RecordOptions): Promise<RecordResult> 
   try {
     if (recorder) {
       slice = CgroupSlice.create({ cgroupPath: config.enhancedRecording.cgroupPath, rootPath: config.enhancedRecording.rootPath }, sid);
-      recorder.add(slice, opts.events, { command: (rec) => writer.write(commandEvent(identity, writer.index(), rec)) });
+      recorder.add(slice, opts.events, {
+        command: (rec) => writer.write(commandEvent(identity, writer.index(), rec)),
+        disk: (rec) => writer.write(diskEvent(identity, writer.index(), rec)),
+        network: (rec) => writer.write(networkEvent(identity, writer.index(), rec)),
+      });
     }
     writer.write(sessionStartEvent(identity, writer.index(), { initialCommand: argv, size, events: enhanced ? opts.events : [], enhancedRecording: enhanced }, start));
     writer.flush();

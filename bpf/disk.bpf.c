@@ -1,0 +1,159 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Disk events: every open(2), openat(2), openat2(2) and creat(2) of a process in a recorded session.
+ * One program at the generic sys_exit does it all: the arguments are still in the task's saved
+ * user registers there (arm64 keeps the first in orig_x0), the kernel has just copied the path, so
+ * its pages are resident, and the return code is known. The per-syscall tracepoints would say the
+ * same but are classic tracepoints, slow to detach; a sys_enter twin would double the cost paid by
+ * every syscall of the host for nothing.
+ */
+#include "esr.h"
+
+#define O_WRONLY 01
+#define O_CREAT 0100
+#define O_TRUNC 01000
+
+/* The syscalls of interest, whatever their number on this architecture and ABI. */
+enum open_call { CALL_NONE, CALL_OPEN, CALL_CREAT, CALL_OPENAT, CALL_OPENAT2 };
+
+#if defined(__TARGET_ARCH_x86)
+#define TS_COMPAT 0x0002  /* thread_info.status: this syscall came in through the i386 ABI */
+
+/*
+ * i386 calls (int 0x80, sysenter) have their own numbers and registers, and are decoded too: a
+ * 32-bit binary must not open files unseen. The ABI is read only for the few candidate numbers,
+ * since every syscall of the host comes through here.
+ */
+static __always_inline enum open_call open_call_of(struct pt_regs *regs, bool *compat)
+{
+	long nr = regs->orig_ax;
+
+	if (nr != 2 && nr != 5 && nr != 8 && nr != 85 && nr != 257 && nr != 295 && nr != 437)
+		return CALL_NONE;
+	*compat = BPF_CORE_READ((struct task_struct *)bpf_get_current_task(), thread_info.status) & TS_COMPAT;
+	if (*compat)
+		return nr == 5 ? CALL_OPEN : nr == 8 ? CALL_CREAT : nr == 295 ? CALL_OPENAT : nr == 437 ? CALL_OPENAT2 : CALL_NONE;
+	return nr == 2 ? CALL_OPEN : nr == 85 ? CALL_CREAT : nr == 257 ? CALL_OPENAT : nr == 437 ? CALL_OPENAT2 : CALL_NONE;
+}
+
+/* The first three arguments; i386 passes them in ebx, ecx, edx, pointers 32 bits wide. */
+static __always_inline void syscall_args(struct pt_regs *regs, bool compat, __u64 arg[3])
+{
+	if (compat) {
+		arg[0] = (__u32)BPF_CORE_READ(regs, bx);
+		arg[1] = (__u32)BPF_CORE_READ(regs, cx);
+		arg[2] = (__u32)BPF_CORE_READ(regs, dx);
+		return;
+	}
+	arg[0] = PT_REGS_PARM1_CORE_SYSCALL(regs);
+	arg[1] = PT_REGS_PARM2_CORE_SYSCALL(regs);
+	arg[2] = PT_REGS_PARM3_CORE_SYSCALL(regs);
+}
+#elif defined(__TARGET_ARCH_arm64)
+/* arm64 has neither open(2) nor creat(2). 32-bit (AArch32) tasks are not decoded. */
+static __always_inline enum open_call open_call_of(struct pt_regs *regs, bool *compat)
+{
+	long nr = regs->syscallno;
+
+	*compat = false;
+	return nr == 56 ? CALL_OPENAT : nr == 437 ? CALL_OPENAT2 : CALL_NONE;
+}
+
+static __always_inline void syscall_args(struct pt_regs *regs, bool compat, __u64 arg[3])
+{
+	arg[0] = PT_REGS_PARM1_CORE_SYSCALL(regs);
+	arg[1] = PT_REGS_PARM2_CORE_SYSCALL(regs);
+	arg[2] = PT_REGS_PARM3_CORE_SYSCALL(regs);
+}
+#else
+#error "esr: unsupported architecture"
+#endif
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 256 * 1024);  /* set by the recorder from disk_buffer_size */
+} disk_events SEC(".maps");
+
+/*
+ * Where an event is built: too large for the stack. `busy` guards against a preempted run sharing
+ * its CPU's slot with the next one. The path is read with one byte more than it can hold, into
+ * `overflow`, so that a path of exactly ESR_PATH_MAX - 1 bytes (the longest the kernel accepts) is
+ * told apart from a longer, truncated one.
+ */
+struct open_slot {
+	__u32 busy;
+	__u32 _pad;
+	struct esr_open_event event;
+	char overflow[8];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct open_slot);
+} open_scratch SEC(".maps");
+
+SEC("tp_btf/sys_exit")
+int BPF_PROG(open_done, struct pt_regs *regs, long ret)
+{
+	bool compat = false;
+	enum open_call call = open_call_of(regs, &compat);
+	__u64 session_id;
+	struct esr_session *s;
+	struct open_slot *slot;
+	struct esr_open_event *e;
+	__u32 zero = 0;
+	__u64 arg[3];
+	const char *path;
+	long n;
+	__u32 len;
+
+	if (call == CALL_NONE)
+		return 0;
+	s = current_session(ESR_KIND_DISK, &session_id);
+	if (!s || !(slot = bpf_map_lookup_elem(&open_scratch, &zero)))
+		return 0;
+	if (slot->busy) {
+		__sync_fetch_and_add(&s->lost[ESR_KIND_DISK], 1);
+		return 0;
+	}
+	slot->busy = 1;
+
+	e = &slot->event;
+	fill_header(&e->hdr, session_id);
+	e->return_code = ret;
+	e->flags = 0;
+	syscall_args(regs, compat, arg);
+	/* open and openat take an int: the register's upper half is not part of what was passed. */
+	switch (call) {
+	case CALL_OPEN:
+		path = (const char *)arg[0];
+		e->open_flags = (__u32)arg[1];
+		break;
+	case CALL_CREAT:  /* what creat(2) is defined as; 0 would read as O_RDONLY */
+		path = (const char *)arg[0];
+		e->open_flags = O_CREAT | O_WRONLY | O_TRUNC;
+		break;
+	case CALL_OPENAT:
+		path = (const char *)arg[1];
+		e->open_flags = (__u32)arg[2];
+		break;
+	default:  /* CALL_OPENAT2: the flags are the first field of its struct open_how */
+		path = (const char *)arg[1];
+		if (bpf_probe_read_user(&e->open_flags, sizeof(e->open_flags), (void *)arg[2]))
+			e->open_flags = 0;
+		break;
+	}
+
+	n = bpf_probe_read_user_str(e->path, ESR_PATH_MAX + 1, path);
+	if (n > ESR_PATH_MAX)
+		e->flags |= ESR_OPEN_PATH_TRUNCATED;
+	len = n <= 0 ? 0 : n > ESR_PATH_MAX ? ESR_PATH_MAX : n - 1;
+	e->path_len = len;
+	emit(&disk_events, s, ESR_KIND_DISK, e, __builtin_offsetof(struct esr_open_event, path) + len);
+	slot->busy = 0;
+	return 0;
+}
+
+char LICENSE[] SEC("license") = "GPL";
