@@ -31,6 +31,7 @@ struct esr_session {
 struct esr_event_header {
 	__u64 session_id;             /* cgroup id of the session slice (key of `sessions`) */
 	__u64 cgroup_id;              /* the task's own cgroup: the slice or a child of it */
+	__u64 ktime_ns;               /* CLOCK_BOOTTIME: orders events of all kinds, dates them */
 	__u32 pid;                    /* thread-group id */
 	__u32 _pad;
 	char comm[ESR_COMM_LEN];
@@ -86,25 +87,26 @@ struct esr_connect_event {
 	_Static_assert(__builtin_offsetof(type, field) == (off), #type "." #field " moved: update lib/kernel-events.ts")
 ESR_CHECK_OFFSET(struct esr_event_header, session_id, 0);
 ESR_CHECK_OFFSET(struct esr_event_header, cgroup_id, 8);
-ESR_CHECK_OFFSET(struct esr_event_header, pid, 16);
-ESR_CHECK_OFFSET(struct esr_event_header, comm, 24);
-ESR_CHECK_OFFSET(struct esr_exec_event, ppid, 40);
-ESR_CHECK_OFFSET(struct esr_exec_event, return_code, 44);
-ESR_CHECK_OFFSET(struct esr_exec_event, path_len, 48);
-ESR_CHECK_OFFSET(struct esr_exec_event, argv_len, 52);
-ESR_CHECK_OFFSET(struct esr_exec_event, argv_total, 56);
-ESR_CHECK_OFFSET(struct esr_exec_event, flags, 60);
-ESR_CHECK_OFFSET(struct esr_exec_event, data, 64);
-ESR_CHECK_OFFSET(struct esr_open_event, return_code, 40);
-ESR_CHECK_OFFSET(struct esr_open_event, flags, 44);
-ESR_CHECK_OFFSET(struct esr_open_event, open_flags, 48);
-ESR_CHECK_OFFSET(struct esr_open_event, path_len, 56);
-ESR_CHECK_OFFSET(struct esr_open_event, path, 64);
-ESR_CHECK_OFFSET(struct esr_connect_event, version, 40);
-ESR_CHECK_OFFSET(struct esr_connect_event, dst_port, 42);
-ESR_CHECK_OFFSET(struct esr_connect_event, src_addr, 48);
-ESR_CHECK_OFFSET(struct esr_connect_event, dst_addr, 64);
-_Static_assert(sizeof(struct esr_connect_event) == 80, "struct esr_connect_event resized: update lib/kernel-events.ts");
+ESR_CHECK_OFFSET(struct esr_event_header, ktime_ns, 16);
+ESR_CHECK_OFFSET(struct esr_event_header, pid, 24);
+ESR_CHECK_OFFSET(struct esr_event_header, comm, 32);
+ESR_CHECK_OFFSET(struct esr_exec_event, ppid, 48);
+ESR_CHECK_OFFSET(struct esr_exec_event, return_code, 52);
+ESR_CHECK_OFFSET(struct esr_exec_event, path_len, 56);
+ESR_CHECK_OFFSET(struct esr_exec_event, argv_len, 60);
+ESR_CHECK_OFFSET(struct esr_exec_event, argv_total, 64);
+ESR_CHECK_OFFSET(struct esr_exec_event, flags, 68);
+ESR_CHECK_OFFSET(struct esr_exec_event, data, 72);
+ESR_CHECK_OFFSET(struct esr_open_event, return_code, 48);
+ESR_CHECK_OFFSET(struct esr_open_event, flags, 52);
+ESR_CHECK_OFFSET(struct esr_open_event, open_flags, 56);
+ESR_CHECK_OFFSET(struct esr_open_event, path_len, 64);
+ESR_CHECK_OFFSET(struct esr_open_event, path, 72);
+ESR_CHECK_OFFSET(struct esr_connect_event, version, 48);
+ESR_CHECK_OFFSET(struct esr_connect_event, dst_port, 50);
+ESR_CHECK_OFFSET(struct esr_connect_event, src_addr, 56);
+ESR_CHECK_OFFSET(struct esr_connect_event, dst_addr, 72);
+_Static_assert(sizeof(struct esr_connect_event) == 88, "struct esr_connect_event resized: update lib/kernel-events.ts");
 
 #ifndef ESR_USER_SIDE_ONLY
 
@@ -139,6 +141,7 @@ static __always_inline void fill_header(struct esr_event_header *h, __u64 sessio
 {
 	h->session_id = session_id;
 	h->cgroup_id = bpf_get_current_cgroup_id();
+	h->ktime_ns = bpf_ktime_get_boot_ns();
 	h->pid = bpf_get_current_pid_tgid() >> 32;
 	h->_pad = 0;
 	bpf_get_current_comm(h->comm, sizeof(h->comm));

@@ -33,12 +33,16 @@ export interface EventHeader {
   sessionId: bigint;
   /** the task's own cgroup id */
   cgroupId: bigint;
+  /** CLOCK_BOOTTIME when the kernel saw it */
+  ktimeNs: bigint;
   pid: number;
   comm: string;
 }
 
-const COMM_OFFSET = 24;
+const COMM_OFFSET = 32;
 const COMM_LEN = 16;
+/** sizeof(struct esr_event_header): the offsets below are relative to it, as in esr.h */
+const H = 48;
 
 const utf8 = new TextDecoder();
 
@@ -51,7 +55,8 @@ function header(view: DataView, bytes: Uint8Array): EventHeader {
   return {
     sessionId: view.getBigUint64(0, true),
     cgroupId: view.getBigUint64(8, true),
-    pid: view.getUint32(16, true),
+    ktimeNs: view.getBigUint64(16, true),
+    pid: view.getUint32(24, true),
     comm: cstr(bytes, COMM_OFFSET, COMM_OFFSET + COMM_LEN),
   };
 }
@@ -72,13 +77,13 @@ export interface ExecRecord extends EventHeader {
 
 const EXEC_PATH_TRUNCATED = 1;
 const EXEC_ARGV_TRUNCATED = 2;
-const EXEC_DATA_OFFSET = 64;
+const EXEC_DATA_OFFSET = H + 24;
 
 export function decodeExec(bytes: Uint8Array): ExecRecord {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const pathLen = view.getUint32(48, true);
-  const argvLen = view.getUint32(52, true);
-  const flags = view.getUint32(60, true);
+  const pathLen = view.getUint32(H + 8, true);
+  const argvLen = view.getUint32(H + 12, true);
+  const flags = view.getUint32(H + 20, true);
   const pathStart = EXEC_DATA_OFFSET;
   const argvStart = pathStart + pathLen;
   const argvEnd = Math.min(argvStart + argvLen, bytes.length);
@@ -87,13 +92,13 @@ export function decodeExec(bytes: Uint8Array): ExecRecord {
   if (argv.length > 0 && argv[argv.length - 1] === "") argv.pop();
   return {
     ...header(view, bytes),
-    ppid: view.getUint32(40, true),
-    returnCode: view.getInt32(44, true),
+    ppid: view.getUint32(H, true),
+    returnCode: view.getInt32(H + 4, true),
     path: utf8.decode(bytes.subarray(pathStart, argvStart)),
     pathTruncated: (flags & EXEC_PATH_TRUNCATED) !== 0,
     argv,
     argvTruncated: (flags & EXEC_ARGV_TRUNCATED) !== 0,
-    argvBytes: view.getUint32(56, true),
+    argvBytes: view.getUint32(H + 16, true),
   };
 }
 
@@ -110,16 +115,16 @@ export interface OpenRecord extends EventHeader {
 }
 
 const OPEN_PATH_TRUNCATED = 1;
-const OPEN_PATH_OFFSET = 64;
+const OPEN_PATH_OFFSET = H + 24;
 
 export function decodeOpen(bytes: Uint8Array): OpenRecord {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const pathEnd = Math.min(OPEN_PATH_OFFSET + view.getUint32(56, true), bytes.length);
+  const pathEnd = Math.min(OPEN_PATH_OFFSET + view.getUint32(H + 16, true), bytes.length);
   return {
     ...header(view, bytes),
-    returnCode: view.getInt32(40, true),
-    pathTruncated: (view.getUint32(44, true) & OPEN_PATH_TRUNCATED) !== 0,
-    openFlags: Number(view.getBigUint64(48, true)),
+    returnCode: view.getInt32(H, true),
+    pathTruncated: (view.getUint32(H + 4, true) & OPEN_PATH_TRUNCATED) !== 0,
+    openFlags: Number(view.getBigUint64(H + 8, true)),
     path: utf8.decode(bytes.subarray(OPEN_PATH_OFFSET, pathEnd)),
   };
 }
@@ -133,19 +138,19 @@ export interface ConnectRecord extends EventHeader {
   dstPort: number;
 }
 
-const CONNECT_SRC_OFFSET = 48;
-const CONNECT_DST_OFFSET = 64;
+const CONNECT_SRC_OFFSET = H + 8;
+const CONNECT_DST_OFFSET = H + 24;
 const IP_ADDR_LEN = 16;
 
 export function decodeConnect(bytes: Uint8Array): ConnectRecord {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const version = view.getUint16(40, true) === 6 ? 6 : 4;
+  const version = view.getUint16(H, true) === 6 ? 6 : 4;
   const format = version === 6 ? formatIPv6 : formatIPv4;
   const addr = (at: number) => format(bytes.subarray(at, at + IP_ADDR_LEN));
   return {
     ...header(view, bytes),
     version,
-    dstPort: view.getUint16(42, true),
+    dstPort: view.getUint16(H + 2, true),
     srcAddr: addr(CONNECT_SRC_OFFSET),
     dstAddr: addr(CONNECT_DST_OFFSET),
   };

@@ -8,6 +8,7 @@ const libc = dlopen("libc.so.6", {
   strerror: { args: ["i32"], returns: "cstring" },
   vsnprintf: { args: ["ptr", "u64", "ptr", "ptr"], returns: "i32" },
   dlopen: { args: ["cstring", "i32"], returns: "ptr" },
+  clock_gettime: { args: ["i32", "ptr"], returns: "i32" },
   dlerror: { args: [], returns: "cstring" },
 }).symbols;
 
@@ -36,6 +37,15 @@ export function mountFs(fstype: string, target: string) {
 }
 
 export const vsnprintf = libc.vsnprintf;
+
+const CLOCK_BOOTTIME = 7;
+const timespec = new BigInt64Array(2);
+
+/** CLOCK_BOOTTIME in ns: the clock of bpf_ktime_get_boot_ns(). */
+export function bootTimeNs(): bigint {
+  libc.clock_gettime(CLOCK_BOOTTIME, timespec);
+  return timespec[0]! * 1_000_000_000n + timespec[1]!;
+}
 
 const RTLD_NOW = 2;
 const RTLD_GLOBAL = 0x100;

@@ -8,6 +8,7 @@ import { type CgroupRoot, type CgroupSlice, prepareCgroupRoot, removeStaleSlices
 import { decodeConnect, decodeExec, decodeOpen, type ConnectRecord, type ExecRecord, type LostCounts, type OpenRecord } from "./kernel-events.ts";
 import { ProbeSet } from "./probes.ts";
 import { RingReader } from "./ring-reader.ts";
+import { bootTimeNs } from "./libc.ts";
 
 export interface RecorderOptions extends CgroupRoot {
   /** Kinds the programs are loaded for: the union of what the sessions will record. */
@@ -17,12 +18,14 @@ export interface RecorderOptions extends CgroupRoot {
   onFailure(err: unknown): void;
 }
 
-/** Where a session's events go. */
+/** Where a session's events go, with the time the kernel saw each. */
 export interface SessionSink {
-  command(rec: ExecRecord): void;
-  disk(rec: OpenRecord): void;
-  network(rec: ConnectRecord): void;
+  command(rec: ExecRecord, time: Date): void;
+  disk(rec: OpenRecord, time: Date): void;
+  network(rec: ConnectRecord, time: Date): void;
 }
+
+type KernelEvent = { kind: "command"; rec: ExecRecord } | { kind: "disk"; rec: OpenRecord } | { kind: "network"; rec: ConnectRecord };
 
 /** How often the rings are drained, and how much per ring per drain before yielding the loop. */
 const DRAIN_INTERVAL_MS = 10;
@@ -30,7 +33,10 @@ const DRAIN_BUDGET = 4096;
 
 export class Recorder {
   private readonly sinks = new Map<bigint, SessionSink>();
-  private readonly readers: RingReader[] = [];
+  private readonly readers: { kind: EventKind; reader: RingReader }[] = [];
+  /** Decoded, not yet handed to sessions: merged across rings in kernel-time order. */
+  private pending: KernelEvent[] = [];
+  private readonly lastSeen = new Map<EventKind, bigint>();
   private readonly timer: ReturnType<typeof setInterval>;
   private closed = false;
 
@@ -41,7 +47,7 @@ export class Recorder {
     /** Slices of dead recorders this one removed when it started. */
     readonly staleSlicesRemoved: string[],
   ) {
-    for (const [kind, fd] of probes.ringFds) this.readers.push(new RingReader(fd, this.dispatcher(kind)));
+    for (const [kind, fd] of probes.ringFds) this.readers.push({ kind, reader: new RingReader(fd, this.decoder(kind)) });
     this.timer = setInterval(() => this.drainSome(), DRAIN_INTERVAL_MS);
   }
 
@@ -78,24 +84,34 @@ export class Recorder {
     return this.probes.lost(slice.id);
   }
 
-  /** Drains every ring until it is empty. */
+  /** Drains every ring until it is empty, and hands everything to the sessions. */
   drainAll() {
-    for (const reader of this.readers) while (reader.drain(DRAIN_BUDGET) === DRAIN_BUDGET);
+    for (const { reader } of this.readers) while (reader.drain(DRAIN_BUDGET) === DRAIN_BUDGET);
+    this.dispatch(undefined);
   }
 
   close() {
     if (this.closed) return;
     this.closed = true;
     clearInterval(this.timer);
-    for (const reader of this.readers) reader.close();
+    for (const { reader } of this.readers) reader.close();
     this.probes.close();
     closeSync(this.parentFd);
   }
 
   private drainSome() {
     try {
+      // Anything the kernel stamped before this instant is in a ring by now, unless a ring is too
+      // full to empty in one turn: then its unread events may be older than what the others gave.
+      let cutoff: bigint | undefined = bootTimeNs();
       let more = false;
-      for (const reader of this.readers) if (reader.drain(DRAIN_BUDGET) === DRAIN_BUDGET) more = true;
+      for (const { kind, reader } of this.readers) {
+        if (reader.drain(DRAIN_BUDGET) < DRAIN_BUDGET) continue;
+        more = true;
+        const last = this.lastSeen.get(kind);
+        if (last !== undefined && last < cutoff) cutoff = last;
+      }
+      this.dispatch(cutoff);
       // A full batch means a busy ring: come back at once, after letting the loop breathe.
       if (more && !this.closed) setImmediate(() => this.drainSome());
     } catch (err) {
@@ -103,23 +119,37 @@ export class Recorder {
     }
   }
 
-  private dispatcher(kind: EventKind): (bytes: Uint8Array) => void {
+  /** Hands pending events stamped before `cutoff` (all, if undefined) to their sessions, oldest first. */
+  private dispatch(cutoff: bigint | undefined) {
+    if (this.pending.length === 0) return;
+    this.pending.sort((a, b) => (a.rec.ktimeNs < b.rec.ktimeNs ? -1 : a.rec.ktimeNs > b.rec.ktimeNs ? 1 : 0));
+    let n = this.pending.length;
+    if (cutoff !== undefined) while (n > 0 && this.pending[n - 1]!.rec.ktimeNs >= cutoff) n--;
+    const ready = this.pending.slice(0, n);
+    this.pending = this.pending.slice(n);
+    const wallMinusBootNs = BigInt(Math.round((performance.timeOrigin + performance.now()) * 1e6)) - bootTimeNs();
+    for (const e of ready) {
+      const sink = this.sinks.get(e.rec.sessionId);
+      if (!sink) continue;
+      const time = new Date(Number((e.rec.ktimeNs + wallMinusBootNs) / 1_000_000n));
+      if (e.kind === "command") sink.command(e.rec, time);
+      else if (e.kind === "disk") sink.disk(e.rec, time);
+      else sink.network(e.rec, time);
+    }
+  }
+
+  private decoder(kind: EventKind): (bytes: Uint8Array) => void {
+    const push = (e: KernelEvent) => {
+      this.pending.push(e);
+      this.lastSeen.set(kind, e.rec.ktimeNs);
+    };
     switch (kind) {
       case "command":
-        return (bytes) => {
-          const rec = decodeExec(bytes);
-          this.sinks.get(rec.sessionId)?.command(rec);
-        };
+        return (bytes) => push({ kind, rec: decodeExec(bytes) });
       case "disk":
-        return (bytes) => {
-          const rec = decodeOpen(bytes);
-          this.sinks.get(rec.sessionId)?.disk(rec);
-        };
+        return (bytes) => push({ kind, rec: decodeOpen(bytes) });
       case "network":
-        return (bytes) => {
-          const rec = decodeConnect(bytes);
-          this.sinks.get(rec.sessionId)?.network(rec);
-        };
+        return (bytes) => push({ kind, rec: decodeConnect(bytes) });
     }
   }
 }

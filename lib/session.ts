@@ -91,9 +91,9 @@ export async function recordSession(opts: RecordOptions): Promise<RecordResult> 
     if (recorder) {
       slice = CgroupSlice.create({ cgroupPath: config.enhancedRecording.cgroupPath, rootPath: config.enhancedRecording.rootPath }, sid);
       recorder.add(slice, opts.events, {
-        command: (rec) => writer.write(commandEvent(identity, writer.index(), rec)),
-        disk: (rec) => writer.write(diskEvent(identity, writer.index(), rec)),
-        network: (rec) => writer.write(networkEvent(identity, writer.index(), rec)),
+        command: (rec, time) => writer.write(commandEvent(identity, writer.index(), rec, time)),
+        disk: (rec, time) => writer.write(diskEvent(identity, writer.index(), rec, time)),
+        network: (rec, time) => writer.write(networkEvent(identity, writer.index(), rec, time)),
       });
     }
     writer.write(sessionStartEvent(identity, writer.index(), { initialCommand: argv, size, events: enhanced ? opts.events : [], enhancedRecording: enhanced }, start));
