@@ -2,7 +2,7 @@ import { defineCommand } from "citty";
 import { currentAccount, lookupAccount } from "../lib/accounts.ts";
 import { eventsForUser, parseEventKinds } from "../lib/config.ts";
 import { requireRecordingHost } from "../lib/host-checks.ts";
-import { recordSession } from "../lib/session.ts";
+import { recordSession } from "../lib/record.ts";
 import { cliConfig, configArg, dataDirArg } from "./common.ts";
 
 export const record = defineCommand({

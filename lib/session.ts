@@ -1,218 +1,157 @@
 /**
- * One recorded session, start to end: slice, session.start, the command, waiting for the slice to
- * empty, a final drain, session.end (SPEC §5).
+ * One recorded session, whatever started it (`esr record` spawning a command, `esr daemon` adopting
+ * a login): its slice registered with the recorder, session.start, events flushed at least every
+ * 0.5 s, and at the end a final drain, session.end and the slice removed (SPEC §5).
  */
-import { existsSync } from "node:fs";
-import { constants } from "node:os";
-import type { Account } from "./accounts.ts";
-import { AuditLog } from "./audit-log.ts";
+import type { AuditLog } from "./audit-log.ts";
 import { CgroupSlice } from "./cgroup-slice.ts";
 import type { EsrConfig, EventKind } from "./config.ts";
 import { EsrError, errorMessage } from "./errors.ts";
 import type { LostCounts } from "./kernel-events.ts";
-import { Recorder } from "./recorder.ts";
+import type { Recorder } from "./recorder.ts";
 import { commandEvent, diskEvent, networkEvent, sessionEndEvent, sessionStartEvent, type SessionIdentity } from "./schema.ts";
 import { SessionWriter } from "./session-writer.ts";
 
-export interface RecordOptions {
+export interface SessionOptions {
+  log: AuditLog;
   config: EsrConfig;
-  /** The command and its arguments; empty runs the login's shell. */
-  command: string[];
-  /** The account the command runs as. */
-  login: Account;
-  /** Teleport user name recorded in every event. */
+  /** The recorder that records the slice; none when enhanced recording is off. */
+  recorder?: Recorder;
+  /** Teleport user name. */
   user: string;
+  /** Local account the session runs as. */
+  login: string;
   events: EventKind[];
-  killOnExit: boolean;
-  /** Called with the session id before the command starts. */
-  onStart?(sid: string): void;
-  /** Called when the command has exited but processes remain in the session. */
-  onLingering?(): void;
+  initialCommand: string[];
+  interactive: boolean;
+  /** "W:H" when on a terminal */
+  size?: string;
+  /** More session.start fields, e.g. the addresses of an SSH login. */
+  startFields?: Record<string, unknown>;
 }
 
-export interface RecordResult {
-  sid: string;
+export interface EndOptions {
   exitCode: number;
-  lost: LostCounts;
+  /** Kill what is left in the slice instead of recording it until it exits. */
+  killOnExit?: boolean;
+  /** Called when processes remain in the slice and the session waits for them. */
+  onLingering?(): void;
 }
 
 /** Flushes at least this often, so a killed recorder loses at most this much (SPEC §4). */
 const FLUSH_INTERVAL_MS = 500;
 const NO_LOSS: LostCounts = { command: 0, disk: 0, network: 0 };
 
-export async function recordSession(opts: RecordOptions): Promise<RecordResult> {
-  const { config } = opts;
-  const enhanced = config.enhancedRecording.enabled;
-  const sid = crypto.randomUUID();
-  const log = AuditLog.open(config.dataDir);
-  const identity: SessionIdentity = {
-    sid,
-    user: opts.user,
-    login: opts.login.name,
-    serverId: log.serverId,
-    serverHostname: config.nodename,
-    clusterName: config.clusterName,
-  };
-  const argv = opts.command.length ? opts.command : [opts.login.shell];
-  const launch = launchSpec(argv, opts.login);
-  const writer = new SessionWriter(log, sid);
-  const interactive = Boolean(process.stdin.isTTY);
-  const size = process.stdout.isTTY ? `${process.stdout.columns}:${process.stdout.rows}` : undefined;
-  const start = new Date();
+export class RecordedSession {
+  readonly sid = crypto.randomUUID();
+  readonly identity: SessionIdentity;
+  readonly writer: SessionWriter;
+  /** Where the session's processes must run; undefined when enhanced recording is off. */
+  readonly slice?: CgroupSlice;
+  private readonly start = new Date();
+  private readonly flushTimer: ReturnType<typeof setInterval>;
+  private failure: unknown;
 
-  let failure: unknown;
-  let recorder: Recorder | undefined;
-  let slice: CgroupSlice | undefined;
-  if (enhanced) {
-    const er = config.enhancedRecording;
-    recorder = Recorder.start({
-      cgroupPath: er.cgroupPath,
-      rootPath: er.rootPath,
-      kinds: opts.events,
-      bufferPages: { command: er.commandBufferSize, disk: er.diskBufferSize, network: er.networkBufferSize },
-      onFailure: (err) => {
-        failure ??= err;
-        slice?.kill();
-      },
-    });
-  }
-  const flushTimer = setInterval(() => {
-    try {
-      writer.flush();
-    } catch (err) {
-      failure ??= err;
-      slice?.kill();
-    }
-  }, FLUSH_INTERVAL_MS);
-  const signals = forwardSignals(interactive);
-  let exitCode = 127;
-  let lost = NO_LOSS;
-  try {
-    if (recorder) {
-      slice = CgroupSlice.create({ cgroupPath: config.enhancedRecording.cgroupPath, rootPath: config.enhancedRecording.rootPath }, sid);
-      recorder.add(slice, opts.events, {
+  private constructor(private readonly opts: SessionOptions) {
+    const { config, log } = opts;
+    this.identity = {
+      sid: this.sid,
+      user: opts.user,
+      login: opts.login,
+      serverId: log.serverId,
+      serverHostname: config.nodename,
+      clusterName: config.clusterName,
+    };
+    this.writer = new SessionWriter(log, this.sid);
+    if (opts.recorder) {
+      const er = config.enhancedRecording;
+      this.slice = CgroupSlice.create({ cgroupPath: er.cgroupPath, rootPath: er.rootPath }, this.sid);
+      const { identity, writer } = this;
+      opts.recorder.add(this.slice, opts.events, {
         command: (rec, time) => writer.write(commandEvent(identity, writer.index(), rec, time)),
         disk: (rec, time) => writer.write(diskEvent(identity, writer.index(), rec, time)),
         network: (rec, time) => writer.write(networkEvent(identity, writer.index(), rec, time)),
       });
     }
-    writer.write(sessionStartEvent(identity, writer.index(), { initialCommand: argv, size, events: enhanced ? opts.events : [], enhancedRecording: enhanced }, start));
-    writer.flush();
-    opts.onStart?.(sid);
+    this.flushTimer = setInterval(() => {
+      try {
+        this.writer.flush();
+      } catch (err) {
+        this.fail(err);
+      }
+    }, FLUSH_INTERVAL_MS);
+  }
 
-    const child = Bun.spawn({
-      cmd: launch.cmd,
-      env: sessionEnv(opts.login, sid),
-      cwd: launch.cwd,
-      stdio: ["inherit", "inherit", "inherit"],
-      ...(slice ? { cgroup: slice.path } : {}),
-      ...(launch.ids ?? {}),
-    });
-    signals.target = child;
-    await child.exited;
-    exitCode = child.exitCode ?? 128 + signalNumber(child.signalCode);
+  /** Creates the slice, registers it and writes session.start; processes may then enter the slice. */
+  static begin(opts: SessionOptions): RecordedSession {
+    const session = new RecordedSession(opts);
+    try {
+      const enhanced = opts.recorder !== undefined;
+      session.writer.write({
+        ...sessionStartEvent(session.identity, session.writer.index(), { initialCommand: opts.initialCommand, size: opts.size, events: enhanced ? opts.events : [], enhancedRecording: enhanced }, session.start),
+        ...opts.startFields,
+      });
+      session.writer.flush();
+    } catch (err) {
+      session.fail(err);
+      session.close();
+      throw session.error();
+    }
+    return session;
+  }
 
-    if (slice) {
-      if (opts.killOnExit) slice.kill();
-      else if (slice.isPopulated()) opts.onLingering?.();
-      await slice.waitEmpty();
-    }
-  } catch (err) {
-    failure ??= err;
-    slice?.kill();
-  } finally {
-    signals.restore();
-    clearInterval(flushTimer);
+  /**
+   * Something went wrong that makes recording unreliable (a write failed, the ring could not be
+   * read): nothing may keep running unrecorded, so the session's processes are killed.
+   */
+  fail(err: unknown) {
+    this.failure ??= err;
     try {
-      if (recorder && slice) lost = recorder.remove(slice);
-    } catch (err) {
-      failure ??= err;
-    }
-    try {
-      writer.write(sessionEndEvent(identity, writer.index(), { initialCommand: argv, interactive, enhancedRecording: enhanced, start, exitCode, lost }));
-      writer.close();
-    } catch (err) {
-      failure ??= err;
-    }
-    recorder?.close();
-    try {
-      slice?.remove();
-    } catch (err) {
-      failure ??= err;
+      this.slice?.kill();
+    } catch {
+      // the slice is already gone
     }
   }
-  if (failure !== undefined) throw failure instanceof EsrError ? failure : new EsrError(`session ${sid}: ${spawnError(failure, argv[0]!)}`);
-  return { sid, exitCode, lost };
-}
 
-interface LaunchSpec {
-  cmd: string[];
-  cwd: string;
-  ids?: { uid: number; gid: number };
-}
+  /** Waits for the slice to empty (or kills it), reads the last events, writes session.end. */
+  async end(opts: EndOptions): Promise<LostCounts> {
+    if (this.slice && this.failure === undefined) {
+      if (opts.killOnExit) this.slice.kill();
+      else if (this.slice.isPopulated()) opts.onLingering?.();
+      await this.slice.waitEmpty();
+    }
+    let lost = NO_LOSS;
+    try {
+      if (this.opts.recorder && this.slice) lost = this.opts.recorder.remove(this.slice);
+    } catch (err) {
+      this.fail(err);
+    }
+    try {
+      const enhanced = this.opts.recorder !== undefined;
+      this.writer.write(sessionEndEvent(this.identity, this.writer.index(), { initialCommand: this.opts.initialCommand, interactive: this.opts.interactive, enhancedRecording: enhanced, start: this.start, exitCode: opts.exitCode, lost }));
+    } catch (err) {
+      this.fail(err);
+    }
+    this.close();
+    if (this.failure !== undefined) throw this.error();
+    return lost;
+  }
 
-/**
- * How to start the command as the login. Bun can set uid and gid but clears supplementary groups,
- * so another user's command starts through setpriv --init-groups, which is recorded like any exec.
- */
-function launchSpec(argv: string[], login: Account): LaunchSpec {
-  const self = process.getuid?.() === login.uid;
-  const path = login.uid === 0 ? "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" : "/usr/local/bin:/usr/bin:/bin";
-  const program = Bun.which(argv[0]!, { PATH: self ? (process.env.PATH ?? path) : path });
-  if (!program) throw new EsrError(`${argv[0]}: command not found`, 127);
-  // Like login(1): a missing home directory is no reason to refuse the session.
-  const cwd = self ? process.cwd() : existsSync(login.home) ? login.home : "/";
-  if (self) return { cmd: [program, ...argv.slice(1)], cwd };
-  const setpriv = Bun.which("setpriv", { PATH: "/usr/bin:/bin:/usr/sbin:/sbin" });
-  if (!setpriv) return { cmd: [program, ...argv.slice(1)], cwd, ids: { uid: login.uid, gid: login.gid } };
-  return { cmd: [setpriv, `--reuid=${login.uid}`, `--regid=${login.gid}`, "--init-groups", "--", program, ...argv.slice(1)], cwd };
-}
+  private close() {
+    clearInterval(this.flushTimer);
+    try {
+      this.writer.close();
+    } catch (err) {
+      this.failure ??= err;
+    }
+    try {
+      this.slice?.remove();
+    } catch (err) {
+      this.failure ??= err;
+    }
+  }
 
-/** The command's environment: the invoker's, or a clean login environment for another user. */
-function sessionEnv(login: Account, sid: string): Record<string, string | undefined> {
-  if (process.getuid?.() === login.uid) return { ...process.env, ESR_SESSION_ID: sid };
-  const keep = Object.fromEntries(Object.entries(process.env).filter(([k]) => /^(TERM|COLORTERM|LANG|LC_\w+|TZ)$/.test(k)));
-  return {
-    ...keep,
-    HOME: login.home,
-    USER: login.name,
-    LOGNAME: login.name,
-    SHELL: login.shell,
-    PATH: login.uid === 0 ? "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" : "/usr/local/bin:/usr/bin:/bin",
-    ESR_SESSION_ID: sid,
-  };
-}
-
-/**
- * The recorder passes signals on instead of dying of them. On a terminal, Ctrl-C and Ctrl-\ already
- * reach the command (same foreground process group), so those are only ignored; anything sent to
- * the recorder alone is forwarded.
- */
-function forwardSignals(onTerminal: boolean) {
-  const state: { target?: { kill(sig?: number | NodeJS.Signals): void } } = {};
-  const fromTerminal = new Set<NodeJS.Signals>(onTerminal ? ["SIGINT", "SIGQUIT"] : []);
-  const handlers = (["SIGINT", "SIGQUIT", "SIGTERM", "SIGHUP", "SIGUSR1", "SIGUSR2"] as NodeJS.Signals[]).map((sig) => {
-    const handler = () => {
-      if (!fromTerminal.has(sig)) state.target?.kill(sig);
-    };
-    process.on(sig, handler);
-    return [sig, handler] as const;
-  });
-  return Object.assign(state, {
-    restore() {
-      for (const [sig, handler] of handlers) process.off(sig, handler);
-    },
-  });
-}
-
-function signalNumber(signal: string | number | null | undefined): number {
-  if (typeof signal === "number") return signal;
-  return (signal && constants.signals[signal as keyof typeof constants.signals]) || 0;
-}
-
-function spawnError(err: unknown, program: string): string {
-  const code = (err as NodeJS.ErrnoException)?.code;
-  if (code === "EACCES") return `${program}: permission denied`;
-  if (code === "ENOENT") return `${program}: no such file or directory`;
-  return errorMessage(err);
+  private error(): EsrError {
+    return this.failure instanceof EsrError ? this.failure : new EsrError(`session ${this.sid}: ${errorMessage(this.failure)}`);
+  }
 }

@@ -1,0 +1,168 @@
+/**
+ * `esr record`: runs a command as a login in a new recorded session, passing the terminal and
+ * signals through, and returns its exit status.
+ */
+import { existsSync } from "node:fs";
+import { constants } from "node:os";
+import type { Account } from "./accounts.ts";
+import { AuditLog } from "./audit-log.ts";
+import type { EsrConfig, EventKind } from "./config.ts";
+import { EsrError } from "./errors.ts";
+import type { LostCounts } from "./kernel-events.ts";
+import { Recorder } from "./recorder.ts";
+import { RecordedSession } from "./session.ts";
+
+export interface RecordOptions {
+  config: EsrConfig;
+  /** The command and its arguments; empty runs the login's shell. */
+  command: string[];
+  /** The account the command runs as. */
+  login: Account;
+  /** Teleport user name recorded in every event. */
+  user: string;
+  events: EventKind[];
+  killOnExit: boolean;
+  /** Called with the session id before the command starts. */
+  onStart?(sid: string): void;
+  /** Called when the command has exited but processes remain in the session. */
+  onLingering?(): void;
+}
+
+export interface RecordResult {
+  sid: string;
+  exitCode: number;
+  lost: LostCounts;
+}
+
+export async function recordSession(opts: RecordOptions): Promise<RecordResult> {
+  const { config } = opts;
+  const log = AuditLog.open(config.dataDir);
+  const argv = opts.command.length ? opts.command : [opts.login.shell];
+  const launch = launchSpec(argv, opts.login);
+  const interactive = Boolean(process.stdin.isTTY);
+  let session: RecordedSession | undefined;
+  const er = config.enhancedRecording;
+  const recorder = er.enabled
+    ? Recorder.start({
+        cgroupPath: er.cgroupPath,
+        rootPath: er.rootPath,
+        kinds: opts.events,
+        bufferPages: { command: er.commandBufferSize, disk: er.diskBufferSize, network: er.networkBufferSize },
+        onFailure: (err) => session?.fail(err),
+      })
+    : undefined;
+  try {
+    session = RecordedSession.begin({
+      log,
+      config,
+      recorder,
+      user: opts.user,
+      login: opts.login.name,
+      events: opts.events,
+      initialCommand: argv,
+      interactive,
+      size: process.stdout.isTTY ? `${process.stdout.columns}:${process.stdout.rows}` : undefined,
+    });
+    opts.onStart?.(session.sid);
+    const exitCode = await runCommand(launch, sessionEnv(opts.login, session.sid), session, interactive);
+    const lost = await session.end({ exitCode, killOnExit: opts.killOnExit, onLingering: opts.onLingering });
+    return { sid: session.sid, exitCode, lost };
+  } finally {
+    recorder?.close();
+  }
+}
+
+/** Runs the command in the session's slice; its exit status, 128+N if killed by signal N. */
+async function runCommand(launch: LaunchSpec, env: Record<string, string | undefined>, session: RecordedSession, interactive: boolean): Promise<number> {
+  const signals = forwardSignals(interactive);
+  try {
+    const child = Bun.spawn({
+      cmd: launch.cmd,
+      env,
+      cwd: launch.cwd,
+      stdio: ["inherit", "inherit", "inherit"],
+      ...(session.slice ? { cgroup: session.slice.path } : {}),
+      ...(launch.ids ?? {}),
+    });
+    signals.target = child;
+    await child.exited;
+    return child.exitCode ?? 128 + signalNumber(child.signalCode);
+  } catch (err) {
+    session.fail(spawnError(err, launch.cmd[0]!));
+    return 127;
+  } finally {
+    signals.restore();
+  }
+}
+
+interface LaunchSpec {
+  cmd: string[];
+  cwd: string;
+  ids?: { uid: number; gid: number };
+}
+
+/**
+ * How to start the command as the login. Bun can set uid and gid but clears supplementary groups,
+ * so another user's command starts through setpriv --init-groups, which is recorded like any exec.
+ */
+function launchSpec(argv: string[], login: Account): LaunchSpec {
+  const self = process.getuid?.() === login.uid;
+  const path = login.uid === 0 ? "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" : "/usr/local/bin:/usr/bin:/bin";
+  const program = Bun.which(argv[0]!, { PATH: self ? (process.env.PATH ?? path) : path });
+  if (!program) throw new EsrError(`${argv[0]}: command not found`, 127);
+  // Like login(1): a missing home directory is no reason to refuse the session.
+  const cwd = self ? process.cwd() : existsSync(login.home) ? login.home : "/";
+  if (self) return { cmd: [program, ...argv.slice(1)], cwd };
+  const setpriv = Bun.which("setpriv", { PATH: "/usr/bin:/bin:/usr/sbin:/sbin" });
+  if (!setpriv) return { cmd: [program, ...argv.slice(1)], cwd, ids: { uid: login.uid, gid: login.gid } };
+  return { cmd: [setpriv, `--reuid=${login.uid}`, `--regid=${login.gid}`, "--init-groups", "--", program, ...argv.slice(1)], cwd };
+}
+
+/** The command's environment: the invoker's, or a clean login environment for another user. */
+function sessionEnv(login: Account, sid: string): Record<string, string | undefined> {
+  if (process.getuid?.() === login.uid) return { ...process.env, ESR_SESSION_ID: sid };
+  const keep = Object.fromEntries(Object.entries(process.env).filter(([k]) => /^(TERM|COLORTERM|LANG|LC_\w+|TZ)$/.test(k)));
+  return {
+    ...keep,
+    HOME: login.home,
+    USER: login.name,
+    LOGNAME: login.name,
+    SHELL: login.shell,
+    PATH: login.uid === 0 ? "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" : "/usr/local/bin:/usr/bin:/bin",
+    ESR_SESSION_ID: sid,
+  };
+}
+
+/**
+ * The recorder passes signals on instead of dying of them. On a terminal, Ctrl-C and Ctrl-\ already
+ * reach the command (same foreground process group), so those are only ignored; anything sent to
+ * the recorder alone is forwarded.
+ */
+function forwardSignals(onTerminal: boolean) {
+  const state: { target?: { kill(sig?: number | NodeJS.Signals): void } } = {};
+  const fromTerminal = new Set<NodeJS.Signals>(onTerminal ? ["SIGINT", "SIGQUIT"] : []);
+  const handlers = (["SIGINT", "SIGQUIT", "SIGTERM", "SIGHUP", "SIGUSR1", "SIGUSR2"] as NodeJS.Signals[]).map((sig) => {
+    const handler = () => {
+      if (!fromTerminal.has(sig)) state.target?.kill(sig);
+    };
+    process.on(sig, handler);
+    return [sig, handler] as const;
+  });
+  return Object.assign(state, {
+    restore() {
+      for (const [sig, handler] of handlers) process.off(sig, handler);
+    },
+  });
+}
+
+function signalNumber(signal: string | number | null | undefined): number {
+  if (typeof signal === "number") return signal;
+  return (signal && constants.signals[signal as keyof typeof constants.signals]) || 0;
+}
+
+function spawnError(err: unknown, program: string): unknown {
+  const code = (err as NodeJS.ErrnoException)?.code;
+  if (code === "EACCES") return new EsrError(`${program}: permission denied`, 126);
+  if (code === "ENOENT") return new EsrError(`${program}: no such file or directory`, 127);
+  return err;
+}
