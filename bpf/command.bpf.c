@@ -87,7 +87,7 @@ static __always_inline __u32 put_path(struct esr_exec_event *e, const char *path
 }
 
 SEC("tp_btf/sched_process_exec")
-int BPF_PROG(exec_done, struct task_struct *task, pid_t old_pid, struct linux_binprm *bprm)
+int BPF_PROG(command_exec, struct task_struct *task, pid_t old_pid, struct linux_binprm *bprm)
 {
 	__u64 session_id;
 	struct esr_session *s = current_session(ESR_KIND_COMMAND, &session_id);
@@ -155,7 +155,7 @@ static __always_inline void put_argv_array(struct esr_exec_event *e, const char 
 }
 
 SEC("tp_btf/sys_exit")
-int BPF_PROG(exec_failed, struct pt_regs *regs, long ret)
+int BPF_PROG(command_exec_failed, struct pt_regs *regs, long ret)
 {
 	long nr;
 	__u64 session_id;
@@ -187,5 +187,3 @@ int BPF_PROG(exec_failed, struct pt_regs *regs, long ret)
 	send(s, slot);
 	return 0;
 }
-
-char LICENSE[] SEC("license") = "GPL";

@@ -95,7 +95,7 @@ struct {
 } open_scratch SEC(".maps");
 
 SEC("tp_btf/sys_exit")
-int BPF_PROG(open_done, struct pt_regs *regs, long ret)
+int BPF_PROG(disk_open, struct pt_regs *regs, long ret)
 {
 	bool compat = false;
 	enum open_call call = open_call_of(regs, &compat);
@@ -155,5 +155,3 @@ int BPF_PROG(open_done, struct pt_regs *regs, long ret)
 	slot->busy = 0;
 	return 0;
 }
-
-char LICENSE[] SEC("license") = "GPL";

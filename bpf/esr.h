@@ -115,15 +115,20 @@ _Static_assert(sizeof(struct esr_connect_event) == 88, "struct esr_connect_event
  * recorder before load (its own section, so it sits at offset 0 of a map the recorder can find). The ancestor at that depth is the session, whatever child cgroup a process
  * of the session has moved itself into.
  */
-const volatile __u32 slice_level SEC(".rodata.esr") = 2;
+const volatile __u32 slice_level SEC(".rodata.esr") __weak = 2;
 
-/* Shared by all programs of all objects: the recorder hands every object the same map fd. */
+/*
+ * Shared by the programs of every event kind. Each kind's object defines it (weak), and the build
+ * links the objects into one (bpftool gen object), where the definitions become one map.
+ */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 4096);
 	__type(key, __u64);
 	__type(value, struct esr_session);
-} sessions SEC(".maps");
+} sessions SEC(".maps") __weak;
+
+char LICENSE[] SEC("license") __weak = "GPL";
 
 /* The session of the current task, if it is recording `kind`: the one check every hook does first. */
 static __always_inline struct esr_session *current_session(enum esr_kind kind, __u64 *session_id)

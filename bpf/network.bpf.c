@@ -23,7 +23,7 @@ static __always_inline bool is_v4_mapped(const struct in6_addr *a)
 }
 
 SEC("tp_btf/inet_sock_set_state")
-int BPF_PROG(tcp_connect, const struct sock *sk, const int oldstate, const int newstate)
+int BPF_PROG(network_connect, const struct sock *sk, const int oldstate, const int newstate)
 {
 	__u64 session_id;
 	struct esr_session *s;
@@ -57,5 +57,3 @@ int BPF_PROG(tcp_connect, const struct sock *sk, const int oldstate, const int n
 	emit(&network_events, s, ESR_KIND_NETWORK, &e, sizeof(e));
 	return 0;
 }
-
-char LICENSE[] SEC("license") = "GPL";

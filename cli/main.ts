@@ -13,4 +13,5 @@ const main = defineCommand({
   subCommands: { record, replay, ls, check },
 });
 
-await runCli(main, process.argv.slice(2));
+// No top-level await: `bun build --bytecode` (faster start) compiles to CommonJS.
+void runCli(main, process.argv.slice(2));

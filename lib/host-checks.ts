@@ -1,8 +1,7 @@
 /** Can this host record? What `esr check` reports, and what `esr record` refuses to start without. */
 import { existsSync } from "node:fs";
 import { release } from "node:os";
-import { EVENT_KINDS, type EsrConfig, type EventKind } from "./config.ts";
-import { bpfObjects } from "./embedded.ts";
+import { EVENT_KINDS, type EsrConfig } from "./config.ts";
 import { EsrError, errorMessage } from "./errors.ts";
 import { Recorder } from "./recorder.ts";
 
@@ -41,13 +40,12 @@ export function hostChecks(config: EsrConfig): CheckItem[] {
   const items = [kernelItem(), btfItem(), rootItem()];
   if (!items.every((i) => i.ok)) return items;
   const er = config.enhancedRecording;
-  const kinds = EVENT_KINDS.filter((k): k is EventKind => bpfObjects[k] !== undefined);
   let recorder: Recorder | undefined;
   try {
     recorder = Recorder.start({
       cgroupPath: er.cgroupPath,
       rootPath: er.rootPath,
-      kinds,
+      kinds: [...EVENT_KINDS],
       bufferPages: { command: er.commandBufferSize, disk: er.diskBufferSize, network: er.networkBufferSize },
       onFailure: () => {},
     });
@@ -59,9 +57,6 @@ export function hostChecks(config: EsrConfig): CheckItem[] {
     items.push({ name: "BPF programs", ok: false, detail: errorMessage(err) });
   } finally {
     recorder?.close();
-  }
-  for (const kind of EVENT_KINDS) {
-    if (!bpfObjects[kind]) items.push({ name: `${kind} events`, ok: false, detail: "not built into this esr" });
   }
   return items;
 }

@@ -1,12 +1,12 @@
 /**
- * The kernel side of a recorder: one BPF object per event kind, loaded from the executable,
- * sharing one `sessions` map, attached once. Sessions come and go as entries of that map, so adding
+ * The kernel side of a recorder: the BPF object of every event kind (linked into one at build
+ * time), loaded from the executable with the programs of the recorded kinds, attached once. Sessions come and go as entries of that map, so adding
  * a session costs a map update, never a program load (SPEC §7).
  */
 import { readFileSync } from "node:fs";
 import { toArrayBuffer, type Pointer } from "bun:ffi";
-import type { EventKind } from "./config.ts";
-import { bpfObjects } from "./embedded.ts";
+import { EVENT_KINDS, type EventKind } from "./config.ts";
+import { bpfObject } from "./embedded.ts";
 import { EsrError } from "./errors.ts";
 import { check, checkPtr, clearLibbpfLog, cString, libbpf, libbpfLogSummary } from "./libbpf.ts";
 import { strerror } from "./libc.ts";
@@ -43,53 +43,55 @@ export interface AttachedProgram {
 
 export class ProbeSet {
   private constructor(
-    private readonly objects: Pointer[],
+    private obj: Pointer | null,
     private links: Pointer[],
     readonly sessionsFd: number,
     readonly ringFds: Map<EventKind, number>,
     readonly attached: AttachedProgram[],
   ) {}
 
+  /** Loads the object with the programs of `opts.kinds` enabled, and attaches them. */
   static load(opts: ProbeOptions): ProbeSet {
     const bpf = libbpf();
     const cpus = check(bpf.libbpf_num_possible_cpus(), "cannot count CPUs");
-    const objects: Pointer[] = [];
-    const links: Pointer[] = [];
-    const ringFds = new Map<EventKind, number>();
-    const attached: AttachedProgram[] = [];
-    let sessionsFd = -1;
+    const wanted = new Set(opts.kinds);
+    const image = readFileSync(bpfObject);
+    clearLibbpfLog();
+    const obj = checkPtr(bpf.bpf_object__open_mem(image, image.length, null), "cannot open the BPF object");
+    const set = new ProbeSet(obj, [], -1, new Map(), []);
     try {
-      for (const kind of opts.kinds) {
-        const path = bpfObjects[kind];
-        if (!path) throw new EsrError(`${kind} events are not built into this esr`);
-        const image = readFileSync(path);
-        clearLibbpfLog();
-        const obj = checkPtr(bpf.bpf_object__open_mem(image, image.length, null), `cannot open the ${kind} BPF object`);
-        objects.push(obj);
-        for (const map of maps(obj)) {
-          const name = cString(bpf.bpf_map__name(map));
-          if (name === "sessions" && sessionsFd >= 0) check(bpf.bpf_map__reuse_fd(map, sessionsFd), "cannot share the sessions map");
-          else if (name === `${kind}_events`) check(bpf.bpf_map__set_max_entries(map, ringBytes(opts.bufferPages[kind], cpus)), `cannot size the ${kind} ring buffer`);
-          else if (name === "per_cpu_scratch") check(bpf.bpf_map__set_max_entries(map, cpus), "cannot size the scratch map");
-          else if (name.endsWith(".rodata.esr")) setSliceLevel(map, opts.sliceLevel);
-        }
-        const loadErr = bpf.bpf_object__load(obj);
-        if (loadErr < 0) throw loadError(kind, -loadErr);
-        for (const map of maps(obj)) {
-          const name = cString(bpf.bpf_map__name(map));
-          if (name === "sessions") sessionsFd = bpf.bpf_map__fd(map);
-          if (name === `${kind}_events`) ringFds.set(kind, bpf.bpf_map__fd(map));
-        }
-        for (const prog of programs(obj)) {
-          links.push(attach(prog, opts.slicesParentFd));
-          attached.push({ kind, name: cString(libbpf().bpf_program__name(prog)), section: cString(libbpf().bpf_program__section_name(prog)) });
-        }
+      for (const map of maps(obj)) {
+        const name = cString(bpf.bpf_map__name(map));
+        const ringOf = EVENT_KINDS.find((k) => name === `${k}_events`);
+        // The ring of a kind nobody records still exists (its programs reference it): keep it small.
+        if (ringOf) check(bpf.bpf_map__set_max_entries(map, wanted.has(ringOf) ? ringBytes(opts.bufferPages[ringOf], cpus) : PAGE_SIZE), `cannot size the ${ringOf} ring buffer`);
+        else if (name === "per_cpu_scratch") check(bpf.bpf_map__set_max_entries(map, cpus), "cannot size the scratch map");
+        else if (name.endsWith(".rodata.esr")) setSliceLevel(map, opts.sliceLevel);
+      }
+      const enabled: Pointer[] = [];
+      for (const prog of programs(obj)) {
+        const kind = kindOf(cString(bpf.bpf_program__name(prog)));
+        check(bpf.bpf_program__set_autoload(prog, wanted.has(kind)), "cannot select the BPF programs");
+        if (wanted.has(kind)) enabled.push(prog);
+      }
+      for (const kind of wanted) if (!enabled.some((p) => kindOf(cString(bpf.bpf_program__name(p))) === kind)) throw new EsrError(`${kind} events are not built into this esr`);
+      const loadErr = bpf.bpf_object__load(obj);
+      if (loadErr < 0) throw loadError(opts.kinds, -loadErr);
+      for (const map of maps(obj)) {
+        const name = cString(bpf.bpf_map__name(map));
+        if (name === "sessions") (set as { sessionsFd: number }).sessionsFd = bpf.bpf_map__fd(map);
+        for (const kind of wanted) if (name === `${kind}_events`) set.ringFds.set(kind, bpf.bpf_map__fd(map));
+      }
+      for (const prog of enabled) {
+        set.links.push(attach(prog, opts.slicesParentFd));
+        const name = cString(bpf.bpf_program__name(prog));
+        set.attached.push({ kind: kindOf(name), name, section: cString(bpf.bpf_program__section_name(prog)) });
       }
     } catch (err) {
-      new ProbeSet(objects, links, sessionsFd, ringFds, attached).close();
+      set.close();
       throw err;
     }
-    return new ProbeSet(objects, links, sessionsFd, ringFds, attached);
+    return set;
   }
 
   addSession(sessionId: bigint, kinds: EventKind[]) {
@@ -113,9 +115,9 @@ export class ProbeSet {
   close() {
     const bpf = libbpf();
     for (const link of this.links) bpf.bpf_link__destroy(link);
-    for (const obj of this.objects) bpf.bpf_object__close(obj);
+    if (this.obj) bpf.bpf_object__close(this.obj);
     this.links = [];
-    this.objects.length = 0;
+    this.obj = null;
   }
 }
 
@@ -142,11 +144,16 @@ function attach(prog: Pointer, slicesParentFd: number): Pointer {
   return checkPtr(link, `cannot attach BPF program ${name} (${section})`);
 }
 
-function loadError(kind: EventKind, err: number): EsrError {
+/** A program's event kind: the prefix of its name (scripts/build.ts checks every program has one). */
+function kindOf(program: string): EventKind {
+  const kind = EVENT_KINDS.find((k) => program.startsWith(`${k}_`));
+  if (!kind) throw new EsrError(`BPF program ${program} belongs to no event kind`);
+  return kind;
+}
+
+function loadError(kinds: EventKind[], err: number): EsrError {
   const why = strerror(err);
   const detail = libbpfLogSummary();
-  if (err === 1 || err === 13) {
-    return new EsrError(`cannot load the ${kind} BPF programs: ${why} (esr must run as root, with BPF allowed)${detail ? `; libbpf: ${detail}` : ""}`);
-  }
-  return new EsrError(`cannot load the ${kind} BPF programs: ${why}${detail ? `; libbpf: ${detail}` : ""}`);
+  const hint = err === 1 || err === 13 ? " (esr must run as root, with BPF allowed)" : "";
+  return new EsrError(`cannot load the BPF programs for ${kinds.join(", ")} events: ${why}${hint}${detail ? `; libbpf: ${detail}` : ""}`);
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bun
 /**
- * Builds dist/esr: compiles bpf/*.bpf.c (CO-RE, clang), copies libbpf and its dependencies next to
- * them, and compiles the CLI with all of it embedded into one executable.
+ * Builds dist/esr: compiles bpf/<kind>.bpf.c (CO-RE, clang) and links them into one object,
+ * copies libbpf and its dependencies next to it, and compiles the CLI with all of it embedded into
+ * one executable. One object, because libbpf parses the kernel's BTF once per object (≈ 15 ms).
  *   bun scripts/build.ts            everything
  *   bun scripts/build.ts --no-exe   only build/ (what `bun test` needs)
  */
@@ -23,13 +24,22 @@ if (!existsSync(vmlinux)) {
   await $`bpftool btf dump file /sys/kernel/btf/vmlinux format c > ${vmlinux}`;
 }
 
+const kindObjects: string[] = [];
 for (const file of readdirSync(join(root, "bpf")).filter((f) => f.endsWith(".bpf.c"))) {
-  const out = join(build, "bpf", file.replace(/\.c$/, ".o"));
+  const kind = file.slice(0, -".bpf.c".length);
+  const out = join(build, "bpf", `${kind}.o`);
   await $`clang -g -O2 -Wall -Werror -target bpf -D__TARGET_ARCH_${arch} -I${build} -I${join(root, "bpf")} -c ${join(root, "bpf", file)} -o ${out}`;
   // Keep BTF (CO-RE needs it), drop DWARF.
   await $`llvm-strip -g ${out}`;
-  console.log(`built ${out} (${statSync(out).size} bytes)`);
+  // The recorder enables a kind's programs by their name prefix (lib/probes.ts).
+  const programs = (await $`llvm-nm --defined-only ${out}`.text()).split("\n").filter((l) => / T /.test(l)).map((l) => l.split(" ").pop()!);
+  const stray = programs.filter((p) => !p.startsWith(`${kind}_`));
+  if (stray.length) throw new Error(`${file}: program ${stray[0]} must be named ${kind}_…`);
+  kindObjects.push(out);
 }
+const linked = join(build, "bpf", "esr.bpf.o");
+await $`bpftool gen object ${linked} ${kindObjects}`;
+console.log(`built ${linked} (${statSync(linked).size} bytes) from ${kindObjects.length} event kinds`);
 
 for (const soname of ["libz.so.1", "libelf.so.1", "libbpf.so.1"]) {
   const candidates = [join(libDir, soname), join("/lib", libDir.replace(/^\/usr\/lib\//, ""), soname)];
@@ -40,6 +50,6 @@ for (const soname of ["libz.so.1", "libelf.so.1", "libbpf.so.1"]) {
 
 if (!process.argv.includes("--no-exe")) {
   mkdirSync(join(root, "dist"), { recursive: true });
-  await $`${process.execPath} build --compile --minify --sourcemap=none ${join(root, "cli", "main.ts")} --outfile ${join(root, "dist", "esr")}`.quiet();
+  await $`${process.execPath} build --compile --minify --bytecode --sourcemap=none ${join(root, "cli", "main.ts")} --outfile ${join(root, "dist", "esr")}`.quiet();
   console.log(`built dist/esr (${(statSync(join(root, "dist", "esr")).size / 1e6).toFixed(1)} MB)`);
 }
