@@ -23,9 +23,12 @@ export function indexFileName(sid: string): string {
   return `${sid}.index`;
 }
 
+const MAX_LOG_BATCH_CHARS = 1 << 20;
+
 export class SessionWriter {
   private readonly files = new Map<string, GzipMemberFile>();
   private logLines: string[] = [];
+  private logChars = 0;
   private nextEi = 0;
 
   constructor(
@@ -42,15 +45,23 @@ export class SessionWriter {
     const line = `${JSON.stringify(event)}\n`;
     this.file(fileTypeOf(event.event)).append(line);
     this.logLines.push(line);
+    this.logChars += line.length;
+    // Like the gzip members: a burst is written in bounded pieces, so no write stalls the event loop
+    // long enough for a ring buffer to fill.
+    if (this.logChars >= MAX_LOG_BATCH_CHARS) this.flushLog();
   }
 
   flush() {
     for (const file of this.files.values()) file.flush();
-    if (this.logLines.length) {
-      const lines = this.logLines.join("");
-      this.logLines = [];
-      this.log.append(lines);
-    }
+    this.flushLog();
+  }
+
+  private flushLog() {
+    if (this.logLines.length === 0) return;
+    const lines = this.logLines.join("");
+    this.logLines = [];
+    this.logChars = 0;
+    this.log.append(lines);
   }
 
   close() {
