@@ -11,10 +11,22 @@ export function returnCodeText(rc: unknown): string {
   return name ? `${rc} ${name}` : String(rc);
 }
 
-/** An argument list as a shell would need it typed, so spaces, quotes and newlines stay visible. */
+/**
+ * An argument list as a shell would need it typed, so spaces, quotes and control characters stay
+ * visible: plain words as they are, others in '…', and any with control characters in $'…'.
+ */
 export function shellQuote(args: string[]): string {
-  return args.map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`).replace(/\n/g, "'$'\\n''")}'`)).join(" ");
+  return args.map(quoteArg).join(" ");
 }
+
+function quoteArg(a: string): string {
+  if (/^[\w@%+=:,./-]+$/.test(a)) return a;
+  if (!/[\x00-\x1f\x7f]/.test(a)) return `'${a.replaceAll("'", "'\\''")}'`;
+  const escaped = a.replace(/[\\'\x00-\x1f\x7f]/g, (c) => CONTROL_ESCAPES[c] ?? `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`);
+  return `$'${escaped}'`;
+}
+
+const CONTROL_ESCAPES: Record<string, string> = { "\\": "\\\\", "'": "\\'", "\n": "\\n", "\t": "\\t", "\r": "\\r", "\x1b": "\\e" };
 
 function timeOfDay(time: unknown): string {
   return typeof time === "string" ? time.slice(11, 23) : "";

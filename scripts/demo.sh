@@ -9,11 +9,7 @@ echo "== esr record: an obfuscated pipeline, a script, a command typed with echo
 script=$(mktemp /tmp/esr-demo-XXXX.sh)
 printf '#!/bin/sh\nid -un\nuname -r\n' > "$script"; chmod +x "$script"
 log=$(mktemp)
-dist/esr record --data-dir "$data" -- bash -c "
-  echo Y3VybCAtcyAtbyAvZGV2L251bGwgaHR0cDovLzEyNy4wLjAuMTo5L3NlY3JldAo= | base64 -d | sh
-  $script
-  stty -echo 2>/dev/null; cat /etc/hostname; stty echo 2>/dev/null
-  exit 3" 2> >(tee "$log" >&2) || true
+dist/esr record --data-dir "$data" -- bash -c "echo Y3VybCAtcyAtbyAvZGV2L251bGwgaHR0cDovLzEyNy4wLjAuMTo5L3NlY3JldAo= | base64 -d | sh; $script; stty -echo 2>/dev/null; cat /etc/hostname; stty echo 2>/dev/null; exit 3" 2> >(tee "$log" >&2) || true
 sleep 0.2
 sid=$(grep -o 'session [0-9a-f-]*' "$log" | head -1 | cut -d' ' -f2)
 rm -f "$script" "$log"
