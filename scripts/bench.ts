@@ -28,7 +28,7 @@ interface Sample {
   nsPerOp: number;
   /** CPU seconds of the recorder alone (esr's rusage minus the workload's own) */
   recorderCpu?: number;
-  maxRssKb?: number;
+  maxRssBytes?: number;
   sid?: string;
 }
 
@@ -71,7 +71,7 @@ async function recorded(args: string[], events: string, dataDir: string): Promis
   const usage = proc.resourceUsage()!;
   const w = parseWorkload(out);
   const esrCpu = Number(usage.cpuTime.user + usage.cpuTime.system) / 1e6;
-  return { nsPerOp: w.nsPerOp, recorderCpu: Math.max(0, esrCpu - w.cpu), maxRssKb: Number(usage.maxRSS), sid: /session (\S+)/.exec(err)?.[1] };
+  return { nsPerOp: w.nsPerOp, recorderCpu: Math.max(0, esrCpu - w.cpu), maxRssBytes: Number(usage.maxRSS), sid: /session (\S+)/.exec(err)?.[1] };
 }
 
 // auditd ----------------------------------------------------------------------------------------
@@ -209,7 +209,7 @@ async function main() {
   }
   const wall = median(walls);
   row("esr record -- true, wall time", `${wall.toFixed(1)} ms`, "target ≤ 60 ms", wall <= 60);
-  const rss = Math.max(...recordedSamples.map((s) => s.maxRssKb ?? 0)) / 1024;
+  const rss = Math.max(...recordedSamples.map((s) => s.maxRssBytes ?? 0)) / 1048576;
   row("recorder peak RSS (any run above)", `${rss.toFixed(1)} MB`, "target ≤ 80 MB", rss <= 80);
   const perKind = new Map<string, { events: number; bytes: number; cpu: number }>();
   for (const s of recordedSamples) {
