@@ -122,6 +122,11 @@ export function eventsForUser(
   return sortKinds(roles.flatMap((role) => roleEvents(cfg, user, role)));
 }
 
+/** Every kind some user could be recorded with under this config: what a daemon must load. */
+export function possibleEvents(cfg: EsrConfig): EventKind[] {
+  return sortKinds([...DEFAULT_EVENTS, ...[...cfg.roles.values()].flat()]);
+}
+
 const KINDS_TEXT = EVENT_KINDS.join(", ");
 
 function isEventKind(value: unknown): value is EventKind {

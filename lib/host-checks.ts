@@ -4,11 +4,14 @@ import { release } from "node:os";
 import { EVENT_KINDS, type EsrConfig } from "./config.ts";
 import { EsrError, errorMessage } from "./errors.ts";
 import { Recorder } from "./recorder.ts";
+import { sshdChecks, type SshdCheckOptions } from "./sshd-checks.ts";
 
 export interface CheckItem {
   name: string;
   ok: boolean;
   detail: string;
+  /** Not a reason to fail, but worth the operator's attention. */
+  warn?: boolean;
 }
 
 const MIN_KERNEL: [number, number] = [5, 8];
@@ -35,8 +38,11 @@ export function requireRecordingHost() {
   for (const item of [rootItem(), kernelItem(), btfItem()]) if (!item.ok) throw new EsrError(item.detail);
 }
 
-/** Every check, item by item: loads and attaches every program esr has, then detaches them. */
-export function hostChecks(config: EsrConfig): CheckItem[] {
+/**
+ * Every check, item by item: loads and attaches every program esr has, then detaches them; then,
+ * when sshd is installed, whether its logins reach esr pam.
+ */
+export function hostChecks(config: EsrConfig, sshd: SshdCheckOptions = {}): CheckItem[] {
   const items = [kernelItem(), btfItem(), rootItem()];
   if (!items.every((i) => i.ok)) return items;
   const er = config.enhancedRecording;
@@ -58,5 +64,6 @@ export function hostChecks(config: EsrConfig): CheckItem[] {
   } finally {
     recorder?.close();
   }
+  items.push(...sshdChecks(sshd));
   return items;
 }

@@ -10,6 +10,11 @@ const libc = dlopen("libc.so.6", {
   dlopen: { args: ["cstring", "i32"], returns: "ptr" },
   clock_gettime: { args: ["i32", "ptr"], returns: "i32" },
   dlerror: { args: [], returns: "cstring" },
+  tcgetattr: { args: ["i32", "ptr"], returns: "i32" },
+  tcsetattr: { args: ["i32", "i32", "ptr"], returns: "i32" },
+  cfmakeraw: { args: ["ptr"], returns: "void" },
+  ioctl: { args: ["i32", "u64", "ptr"], returns: "i32" },
+  getsockopt: { args: ["i32", "i32", "i32", "ptr", "ptr"], returns: "i32" },
 }).symbols;
 
 export const MFD_CLOEXEC = 1;
@@ -53,4 +58,59 @@ const RTLD_GLOBAL = 0x100;
 /** dlopen(3) for a library whose symbols JS does not call, only the libraries loaded after it. */
 export function dlopenGlobal(path: string) {
   if (!libc.dlopen(cstr(path), RTLD_NOW | RTLD_GLOBAL)) throw new Error(String(libc.dlerror()));
+}
+
+const SOL_SOCKET = 1;
+const SO_PEERCRED = 17;
+
+/** Who connected to a unix socket, as the kernel recorded it at connect(2). */
+export interface PeerCredentials {
+  pid: number;
+  /** effective uid */
+  uid: number;
+  gid: number;
+}
+
+/** getsockopt(SO_PEERCRED) on a connected unix socket; throws with strerror on failure. */
+export function peerCredentials(fd: number): PeerCredentials {
+  const ucred = new Int32Array(3);
+  const len = new Uint32Array([ucred.byteLength]);
+  if (libc.getsockopt(fd, SOL_SOCKET, SO_PEERCRED, ucred, len) !== 0) throw new Error(strerror(errno()));
+  return { pid: ucred[0]!, uid: ucred[1]! >>> 0, gid: ucred[2]! >>> 0 };
+}
+
+/** A terminal's settings (struct termios, 60 bytes on Linux), kept opaque to be put back as they were. */
+export type Termios = Uint8Array;
+const TERMIOS_SIZE = 64;
+const TCSADRAIN = 1;
+
+/** tcgetattr(3); undefined when fd is not a terminal. */
+export function getTermios(fd: number): Termios | undefined {
+  const termios = new Uint8Array(TERMIOS_SIZE);
+  return libc.tcgetattr(fd, termios) === 0 ? termios : undefined;
+}
+
+/** tcsetattr(3) once pending output is written, keeping input already typed. */
+export function setTermios(fd: number, termios: Termios): boolean {
+  return libc.tcsetattr(fd, TCSADRAIN, termios) === 0;
+}
+
+/**
+ * cfmakeraw(3) of a copy: no echo, no line editing, no signal keys, and no output processing (what
+ * ssh and script(1) use; Bun's setRawMode keeps OPOST, which turns the bare line feeds of a
+ * full-screen program relayed from a pty into CR LF).
+ */
+export function rawTermios(termios: Termios): Termios {
+  const raw = termios.slice();
+  libc.cfmakeraw(raw);
+  return raw;
+}
+
+const TIOCGWINSZ = 0x5413;
+
+/** The window size of the terminal on fd; undefined when it is not a terminal or has no size. */
+export function windowSize(fd: number): { cols: number; rows: number } | undefined {
+  const ws = new Uint16Array(4); // ws_row, ws_col, ws_xpixel, ws_ypixel
+  if (libc.ioctl(fd, TIOCGWINSZ, ws) !== 0 || !ws[0] || !ws[1]) return undefined;
+  return { cols: ws[1], rows: ws[0] };
 }
