@@ -100,6 +100,50 @@ async function withAuditRule<T>(syscalls: string[], uid: number, fn: () => Promi
   }
 }
 
+// logins of one esr daemon ----------------------------------------------------------------------
+
+/**
+ * N logins recorded by one `esr daemon`, each a process holding a TCP connection (as sshd's does)
+ * that runs the PAM hook and then sleeps in its slice, recording all three kinds.
+ */
+class DaemonLogins {
+  private constructor(
+    private readonly daemon: ReturnType<typeof Bun.spawn>,
+    private readonly logins: ReturnType<typeof Bun.spawn>[],
+    private readonly listener: { stop(closeActive?: boolean): void },
+    private readonly rootPath: string,
+  ) {}
+
+  static async start(dataDir: string, n: number): Promise<DaemonLogins> {
+    const dir = mkdtempSync(join(tmpdir(), "esr-bench-daemon-"));
+    const rootPath = `/esr-bench-${process.pid}`;
+    const config = join(dir, "esr.yaml");
+    await Bun.write(config, `ssh_service:\n  enhanced_recording:\n    root_path: ${rootPath}\n---\nkind: role\nmetadata: { name: all }\nspec: { options: { enhanced_recording: [command, disk, network] } }\n---\nkind: user\nmetadata: { name: root }\nspec: { roles: [all] }\n`);
+    const socket = join(dir, "run", "esr.sock");
+    const daemon = Bun.spawn({ cmd: [ESR, "daemon", "--config", config, "--data-dir", dataDir, "--socket", socket], stdout: "ignore", stderr: "ignore" });
+    for (let i = 0; i < 200 && !existsSync(socket); i++) await Bun.sleep(25);
+    const listener = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+    const logins: ReturnType<typeof Bun.spawn>[] = [];
+    for (let i = 0; i < n; i++) {
+      const script = `exec 3<>/dev/tcp/127.0.0.1/${listener.port} && PAM_TYPE=open_session "${ESR}" pam --socket "${socket}" && exec sleep 3600`;
+      logins.push(Bun.spawn({ cmd: ["bash", "-c", script], env: { PATH: "/usr/bin:/bin", PAM_USER: "root", PAM_SERVICE: "sshd" }, stdout: "ignore", stderr: "ignore" }));
+    }
+    await Bun.sleep(300 + n * 40);
+    const failed = logins.filter((l) => l.exitCode !== null);
+    if (failed.length) throw new Error(`${failed.length} daemon logins failed to start`);
+    return new DaemonLogins(daemon, logins, listener, rootPath);
+  }
+
+  async stop() {
+    for (const l of this.logins) l.kill("SIGKILL");
+    await Promise.all(this.logins.map((l) => l.exited));
+    this.daemon.kill("SIGTERM");
+    await this.daemon.exited;
+    this.listener.stop(true);
+    Bun.spawnSync(["rmdir", join("/cgroup2", this.rootPath)]);
+  }
+}
+
 // reading what esr wrote -----------------------------------------------------------------------
 
 function sessionFiles(dataDir: string, sid: string): string[] {
@@ -177,27 +221,39 @@ async function main() {
     if (audit.length) row(`${w.name}: auditd / unrecorded`, ratio(median(audit) / b), "reference");
   }
 
-  // 2. Processes outside any session while N sessions record.
+  // 2. Processes outside any session while N sessions record: N standalone recorders (each with
+  // its own programs), and N logins of one esr daemon (one set of programs for all).
+  const baseline = { exec: [] as number[], open: [] as number[] };
+  const outsideRuns = async (into: { exec: number[]; open: number[] }) => {
+    for (let r = 0; r < ROUNDS; r++) {
+      into.exec.push((await plain([WORKLOAD, "exec", String(scale(300))])).nsPerOp);
+      into.open.push((await plain([WORKLOAD, "open", String(scale(200000))])).nsPerOp);
+    }
+  };
+  await outsideRuns(baseline);
+  const outsideRow = (label: string, n: number, m: { exec: number[]; open: number[] }, targeted: boolean) => {
+    const ex = median(m.exec) / median(baseline.exec);
+    const op = median(m.open) / median(baseline.open);
+    row(`outside any session, ${n} ${label}: exec storm`, ratio(ex), targeted ? "target ≤ 1.02×" : "", targeted ? ex <= 1.02 : undefined);
+    row(`outside any session, ${n} ${label}: open storm`, ratio(op), targeted ? "target ≤ 1.02×" : "", targeted ? op <= 1.02 : undefined);
+  };
+  for (const n of quick ? [1] : [1, 10, 50]) {
+    const daemon = await DaemonLogins.start(dataDir, n);
+    const inDaemon = { exec: [] as number[], open: [] as number[] };
+    await outsideRuns(inDaemon);
+    await daemon.stop();
+    outsideRow("sessions of one esr daemon recording", n, inDaemon, n === 50);
+  }
   for (const n of quick ? [1] : [1, 10, 50]) {
     const sessions = Array.from({ length: n }, () =>
       Bun.spawn({ cmd: [ESR, "record", "-q", "--data-dir", dataDir, "--events", "command,disk,network", "--", "sleep", "3600"], stdout: "ignore", stderr: "ignore" }),
     );
-    await Bun.sleep(500 + n * 40);
-    const outside = { exec: [] as number[], open: [] as number[], base: { exec: [] as number[], open: [] as number[] } };
-    for (let r = 0; r < ROUNDS; r++) {
-      outside.exec.push((await plain([WORKLOAD, "exec", String(scale(300))])).nsPerOp);
-      outside.open.push((await plain([WORKLOAD, "open", String(scale(200000))])).nsPerOp);
-    }
+    await Bun.sleep(500 + n * 60);
+    const standalone = { exec: [] as number[], open: [] as number[] };
+    await outsideRuns(standalone);
     for (const s of sessions) s.kill("SIGTERM");
     await Promise.all(sessions.map((s) => s.exited));
-    for (let r = 0; r < ROUNDS; r++) {
-      outside.base.exec.push((await plain([WORKLOAD, "exec", String(scale(300))])).nsPerOp);
-      outside.base.open.push((await plain([WORKLOAD, "open", String(scale(200000))])).nsPerOp);
-    }
-    const ex = median(outside.exec) / median(outside.base.exec);
-    const op = median(outside.open) / median(outside.base.open);
-    row(`outside any session, ${n} session(s) recording: exec storm`, ratio(ex), n === 50 ? "target ≤ 1.02×" : "", n === 50 ? ex <= 1.02 : undefined);
-    row(`outside any session, ${n} session(s) recording: open storm`, ratio(op), n === 50 ? "target ≤ 1.02×" : "", n === 50 ? op <= 1.02 : undefined);
+    outsideRow("standalone esr record sessions recording", n, standalone, false);
   }
 
   // 3. esr record -- true, recorder CPU and RSS, bytes per event.
