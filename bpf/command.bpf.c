@@ -2,14 +2,19 @@
 /*
  * Command events: every execve/execveat of a process in a recorded session.
  * A successful exec is read at sched_process_exec, in the new image, where the argv block is one
- * contiguous range of the new mm. A failed exec only shows at syscall exit, with the arguments
- * still in the caller's memory.
+ * contiguous range of the new mm, and where the kernel has resolved what it executed: the file
+ * (bprm->file, whatever the path named: a symlink, /dev/fd/N, a memfd) and, for a script, the
+ * interpreter. A failed exec only shows at syscall exit, with the arguments still in the caller's
+ * memory; i386 calls (int 0x80 from any process) are decoded too.
  */
 #include "esr.h"
 
 #if defined(__TARGET_ARCH_x86)
 #define NR_execve 59
 #define NR_execveat 322
+#define NR32_execve 11            /* i386 numbers: 11 is munmap natively, so the ABI is checked */
+#define NR32_execveat 358
+#define TS_COMPAT 0x0002          /* thread_info.status: this syscall came in through the i386 ABI */
 #define SYSCALL_NR(regs) ((regs)->orig_ax)
 #elif defined(__TARGET_ARCH_arm64)
 #define NR_execve 221
@@ -20,6 +25,13 @@
 #endif
 
 #define FAILED_EXEC_MAX_ARGS 256  /* args read one by one for a failed exec; more is marked truncated */
+#define EXE_MAX_DEPTH 48          /* path components (and mount crossings) walked for exe */
+#define NAME_MAX_Z 256            /* a dentry name (NAME_MAX 255) and its NUL */
+
+/* Where each part of data starts at the latest: each part is read with a constant size limit. */
+#define INTERP_AT_MAX ESR_PATH_MAX
+#define EXE_AT_MAX (INTERP_AT_MAX + ESR_PATH_MAX)
+#define ARGV_AT_MAX (EXE_AT_MAX + ESR_EXE_MAX)
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -31,7 +43,7 @@ struct {
  * map (32 KiB limit), so a plain array with one slot per CPU (the recorder sizes it). `busy` guards
  * against a preempted syscall-exit program sharing its CPU's slot with the next one. `overflow`
  * lets a failed exec read each argument with a constant size limit, which the verifier can bound;
- * what lands there is past ESR_ARGV_MAX and is not sent.
+ * what lands there is past the end of data and is not sent.
  */
 struct exec_scratch {
 	__u32 busy;
@@ -65,7 +77,7 @@ static __always_inline struct exec_scratch *claim_scratch(struct esr_session *s)
 static __always_inline void send(struct esr_session *s, struct exec_scratch *slot)
 {
 	struct esr_exec_event *e = &slot->event;
-	__u64 size = e->path_len + e->argv_len;
+	__u64 size = (__u64)e->path_len + e->interp_len + e->exe_len + e->argv_len;
 
 	if (size > sizeof(e->data))
 		size = sizeof(e->data);
@@ -86,6 +98,90 @@ static __always_inline __u32 put_path(struct esr_exec_event *e, const char *path
 	return n - 1;
 }
 
+/* The interpreter of a script (bprm->interp is the path itself for anything else). */
+static __always_inline void put_interp(struct esr_exec_event *e, struct linux_binprm *bprm)
+{
+	const char *interp = BPF_CORE_READ(bprm, interp);
+	__u32 at = e->path_len;
+	long n;
+
+	e->interp_len = 0;
+	if (!interp || interp == BPF_CORE_READ(bprm, filename))
+		return;
+	if (at > INTERP_AT_MAX)
+		at = INTERP_AT_MAX;
+	n = bpf_probe_read_kernel_str(&e->data[at], ESR_PATH_MAX, interp);
+	if (n <= 0)
+		return;
+	if (n == ESR_PATH_MAX)
+		e->flags |= ESR_EXEC_INTERP_TRUNCATED;
+	e->interp_len = n - 1;
+}
+
+/*
+ * The executed file's path, as prepend_path() builds it for /proc/PID/exe, but leaf first: each
+ * dentry's name up to the root of its mount, then on from the mount point in the parent mount,
+ * until the root of the mount namespace. A pseudo file (a memfd) is its own root: just its name.
+ * The write position lives in the slot, not in a register: a value loaded from memory is one the
+ * verifier does not track, so the states of every iteration look alike and the walk stays cheap
+ * to verify.
+ */
+static __always_inline void put_exe(struct exec_scratch *slot, struct file *file)
+{
+	struct esr_exec_event *e = &slot->event;
+	struct dentry *d = BPF_CORE_READ(file, f_path.dentry);
+	struct vfsmount *vfsmnt = BPF_CORE_READ(file, f_path.mnt);
+	__u64 mnt_off = bpf_core_field_offset(struct mount, mnt);
+	struct mount *mnt = (struct mount *)((void *)vfsmnt - mnt_off);
+	bool done = false;
+
+	e->exe_len = 0;
+	if (!d || !vfsmnt)
+		return;
+	if (BPF_CORE_READ(d, d_inode, i_nlink) == 0)
+		e->flags |= ESR_EXEC_EXE_DELETED;
+	for (int i = 0; i < EXE_MAX_DEPTH; i++) {
+		struct dentry *parent = BPF_CORE_READ(d, d_parent);
+		struct dentry *mnt_root = BPF_CORE_READ(vfsmnt, mnt_root);
+
+		if (d == mnt_root) {
+			struct mount *up = BPF_CORE_READ(mnt, mnt_parent);
+
+			if (!up || up == mnt) {
+				done = true;
+				break;
+			}
+			d = BPF_CORE_READ(mnt, mnt_mountpoint);
+			mnt = up;
+			vfsmnt = (struct vfsmount *)((void *)up + mnt_off);
+			continue;
+		}
+		__u32 len = e->exe_len;
+		__u32 at = e->path_len + e->interp_len;
+
+		if (len > ESR_EXE_MAX - NAME_MAX_Z)
+			break;
+		if (at > EXE_AT_MAX)
+			at = EXE_AT_MAX;
+		at += len;
+		if (at > ARGV_AT_MAX - NAME_MAX_Z)
+			break;
+		barrier_var(at);
+		at &= 0x3fff;  /* a no-op the verifier can follow (see the argv read) */
+		long n = bpf_probe_read_kernel_str(&e->data[at], NAME_MAX_Z, BPF_CORE_READ(d, d_name.name));
+		if (n <= 0)
+			break;
+		e->exe_len = len + n;
+		if (d == parent) {  /* a disconnected or pseudo dentry: nothing above it */
+			done = true;
+			break;
+		}
+		d = parent;
+	}
+	if (!done)
+		e->flags |= ESR_EXEC_EXE_TRUNCATED;
+}
+
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(command_exec, struct task_struct *task, pid_t old_pid, struct linux_binprm *bprm)
 {
@@ -102,44 +198,60 @@ int BPF_PROG(command_exec, struct task_struct *task, pid_t old_pid, struct linux
 	e->return_code = 0;
 	e->flags = 0;
 	e->path_len = put_path(e, BPF_CORE_READ(bprm, filename), false);
+	put_interp(e, bprm);
+	put_exe(slot, BPF_CORE_READ(bprm, file));
 
 	__u64 start = BPF_CORE_READ(task, mm, arg_start);
 	__u64 total = BPF_CORE_READ(task, mm, arg_end) - start;
 	__u32 len = total;
-	__u32 at = e->path_len;
+	__u32 at = e->path_len + e->interp_len + e->exe_len;
 
 	if (total > ESR_ARGV_MAX) {
 		len = ESR_ARGV_MAX;
 		e->flags |= ESR_EXEC_ARGV_TRUNCATED;
 	}
-	if (at > ESR_PATH_MAX)  /* for the verifier: keeps data[at + len] inside data */
-		at = ESR_PATH_MAX;
 	if (len > ESR_ARGV_MAX)
 		len = ESR_ARGV_MAX;
+	if (at > ARGV_AT_MAX)
+		at = ARGV_AT_MAX;
+	/*
+	 * For the verifier, which loses the bound above to clang's select: a mask it can follow. It
+	 * keeps data[at + len] inside the slot (data is followed by overflow), and changes nothing.
+	 */
+	_Static_assert(ARGV_AT_MAX < 0x4000 && 0x4000 + ESR_ARGV_MAX <= sizeof(((struct esr_exec_event *)0)->data) + ESR_ARGV_MAX, "argv bound");
+	barrier_var(at);
+	at &= 0x3fff;
 	e->argv_total = total;
-	e->argv_len = bpf_probe_read_user(&e->data[at], len, (void *)start) ? 0 : len;
+	e->argv_len = len;
+	if (bpf_probe_read_user(&e->data[at], len, (void *)start)) {
+		/* Never a silently empty argv: what could not be read is marked as cut. */
+		e->argv_len = 0;
+		e->flags |= ESR_EXEC_ARGV_TRUNCATED;
+	}
 	send(s, slot);
 	return 0;
 }
 
-/* Reads argv[] of a failed exec, string by string, after the path. */
-static __always_inline void put_argv_array(struct esr_exec_event *e, const char *const *argv)
+/*
+ * Reads argv[] of a failed exec, string by string, after the path. `ptr_size` is 8, or 4 for an
+ * i386 caller, whose argv is an array of 32-bit pointers.
+ */
+static __always_inline void put_argv_array(struct esr_exec_event *e, const void *argv, __u32 ptr_size)
 {
 	__u32 at = e->path_len;
 	bool complete = false;
 
 	e->argv_total = 0;
 	for (int i = 0; i < FAILED_EXEC_MAX_ARGS; i++) {
-		const char *arg = 0;
+		__u64 arg = 0;
 
 		if (at >= sizeof(e->data))
 			break;
-
-		if (bpf_probe_read_user(&arg, sizeof(arg), &argv[i]) || !arg) {
+		if (bpf_probe_read_user(&arg, ptr_size == 4 ? 4 : 8, argv + (__u64)i * ptr_size) || !arg) {
 			complete = true;
 			break;
 		}
-		long n = bpf_probe_read_user_str(&e->data[at], ESR_ARGV_MAX, arg);
+		long n = bpf_probe_read_user_str(&e->data[at], ESR_ARGV_MAX, (const char *)arg);
 		if (n <= 0) {
 			complete = true;
 			break;
@@ -158,16 +270,26 @@ SEC("tp_btf/sys_exit")
 int BPF_PROG(command_exec_failed, struct pt_regs *regs, long ret)
 {
 	long nr;
+	bool compat = false;
 	__u64 session_id;
 	struct esr_session *s;
 	struct exec_scratch *slot;
 	struct esr_exec_event *e;
+	__u64 path, argv;
 
 	if (ret >= 0)
 		return 0;
 	nr = SYSCALL_NR(regs);
+#if defined(__TARGET_ARCH_x86)
+	if (nr != NR_execve && nr != NR_execveat && nr != NR32_execve && nr != NR32_execveat)
+		return 0;
+	compat = BPF_CORE_READ((struct task_struct *)bpf_get_current_task(), thread_info.status) & TS_COMPAT;
+	if (compat ? nr != NR32_execve && nr != NR32_execveat : nr != NR_execve && nr != NR_execveat)
+		return 0;
+#else
 	if (nr != NR_execve && nr != NR_execveat)
 		return 0;
+#endif
 	s = current_session(ESR_KIND_COMMAND, &session_id);
 	if (!s || !(slot = claim_scratch(s)))
 		return 0;
@@ -177,13 +299,33 @@ int BPF_PROG(command_exec_failed, struct pt_regs *regs, long ret)
 	e->ppid = BPF_CORE_READ(task, real_parent, tgid);
 	e->return_code = ret;
 	e->flags = 0;
-	if (nr == NR_execve) {
-		e->path_len = put_path(e, (const char *)PT_REGS_PARM1_CORE_SYSCALL(regs), true);
-		put_argv_array(e, (const char *const *)PT_REGS_PARM2_CORE_SYSCALL(regs));
-	} else {
-		e->path_len = put_path(e, (const char *)PT_REGS_PARM2_CORE_SYSCALL(regs), true);
-		put_argv_array(e, (const char *const *)PT_REGS_PARM3_CORE_SYSCALL(regs));
+	e->interp_len = 0;
+	e->exe_len = 0;
+#if defined(__TARGET_ARCH_x86)
+	if (compat) {
+		/* i386: ebx, ecx, edx; execveat(dfd, path, argv, envp, flags) */
+		if (nr == NR32_execve) {
+			path = (__u32)BPF_CORE_READ(regs, bx);
+			argv = (__u32)BPF_CORE_READ(regs, cx);
+		} else {
+			path = (__u32)BPF_CORE_READ(regs, cx);
+			argv = (__u32)BPF_CORE_READ(regs, dx);
+		}
+		e->path_len = put_path(e, (const char *)path, true);
+		put_argv_array(e, (const void *)argv, 4);
+		send(s, slot);
+		return 0;
 	}
+#endif
+	if (nr == NR_execve) {
+		path = PT_REGS_PARM1_CORE_SYSCALL(regs);
+		argv = PT_REGS_PARM2_CORE_SYSCALL(regs);
+	} else {
+		path = PT_REGS_PARM2_CORE_SYSCALL(regs);
+		argv = PT_REGS_PARM3_CORE_SYSCALL(regs);
+	}
+	e->path_len = put_path(e, (const char *)path, true);
+	put_argv_array(e, (const void *)argv, 8);
 	send(s, slot);
 	return 0;
 }

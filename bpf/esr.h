@@ -17,6 +17,7 @@
 #define ESR_COMM_LEN 16
 #define ESR_PATH_MAX 4096      /* longest path recorded; longer ones are marked truncated */
 #define ESR_ARGV_MAX 32768     /* argv bytes recorded per exec; more is marked truncated */
+#define ESR_EXE_MAX 4096       /* bytes of the executed file's path components, leaf first */
 
 enum esr_kind { ESR_KIND_COMMAND = 0, ESR_KIND_DISK = 1, ESR_KIND_NETWORK = 2, ESR_KIND_COUNT = 3 };
 
@@ -39,17 +40,29 @@ struct esr_event_header {
 
 #define ESR_EXEC_PATH_TRUNCATED 1
 #define ESR_EXEC_ARGV_TRUNCATED 2
+#define ESR_EXEC_EXE_TRUNCATED 4      /* exe: more components than were walked; the root side is missing */
+#define ESR_EXEC_EXE_DELETED 8        /* exe: the file has no link left (a memfd, or unlinked before its fd was executed) */
+#define ESR_EXEC_INTERP_TRUNCATED 16
 
-/* An execve/execveat, successful (read after the exec, in the new image) or failed. */
+/*
+ * An execve/execveat, successful (read after the exec, in the new image) or failed.
+ * data holds, one after the other: the path as passed (bprm->filename: "/dev/fd/3" for an fd), the
+ * interpreter the kernel ran for a script or binfmt_misc file (bprm->interp when it is not the
+ * path), the executed file's own path as NUL-terminated components from the file up to the root
+ * of its mount namespace (what /proc/PID/exe shows, in reverse; "memfd:x" for a memfd), and argv.
+ * A failed exec has no interpreter and no file.
+ */
 struct esr_exec_event {
 	struct esr_event_header hdr;
 	__u32 ppid;
 	__s32 return_code;            /* 0, or -errno */
 	__u32 path_len;               /* bytes of path at data[0], no NUL */
-	__u32 argv_len;               /* bytes of NUL-separated argv (argv[0] included) after the path */
+	__u32 argv_len;               /* bytes of NUL-separated argv (argv[0] included), last in data */
 	__u32 argv_total;             /* bytes of argv the process had (> argv_len when truncated) */
 	__u32 flags;                  /* ESR_EXEC_* */
-	char data[ESR_PATH_MAX + ESR_ARGV_MAX];
+	__u32 interp_len;             /* bytes of interpreter after the path, no NUL; 0: none */
+	__u32 exe_len;                /* bytes of exe components after the interpreter, NULs included */
+	char data[ESR_PATH_MAX + ESR_PATH_MAX + ESR_EXE_MAX + ESR_ARGV_MAX];
 };
 
 #define ESR_OPEN_PATH_TRUNCATED 1
@@ -96,7 +109,9 @@ ESR_CHECK_OFFSET(struct esr_exec_event, path_len, 56);
 ESR_CHECK_OFFSET(struct esr_exec_event, argv_len, 60);
 ESR_CHECK_OFFSET(struct esr_exec_event, argv_total, 64);
 ESR_CHECK_OFFSET(struct esr_exec_event, flags, 68);
-ESR_CHECK_OFFSET(struct esr_exec_event, data, 72);
+ESR_CHECK_OFFSET(struct esr_exec_event, interp_len, 72);
+ESR_CHECK_OFFSET(struct esr_exec_event, exe_len, 76);
+ESR_CHECK_OFFSET(struct esr_exec_event, data, 80);
 ESR_CHECK_OFFSET(struct esr_open_event, return_code, 48);
 ESR_CHECK_OFFSET(struct esr_open_event, flags, 52);
 ESR_CHECK_OFFSET(struct esr_open_event, open_flags, 56);

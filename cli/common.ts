@@ -1,7 +1,7 @@
 /** Options several commands share, and how they turn into a configuration. */
-import { existsSync } from "node:fs";
+import { existsSync, statSync, type Stats } from "node:fs";
 import { isAbsolute, resolve } from "node:path";
-import { defaultConfig, loadConfig, type EsrConfig } from "../lib/config.ts";
+import { ConfigError, defaultConfig, loadConfig, type EsrConfig } from "../lib/config.ts";
 
 export const DEFAULT_CONFIG_FILE = "/etc/esr.yaml";
 
@@ -25,9 +25,31 @@ export function repeated(rawArgs: string[], name: string): string[] {
   return values;
 }
 
+/** Config files larger than this are refused rather than read into memory. */
+const MAX_CONFIG_BYTES = 16 << 20;
+
+/**
+ * Refuses what cannot be a config file before reading it: a device (/dev/zero would be read
+ * forever; /dev/null is fine: an empty config) or a file too large to be one. Pipes are read, so
+ * that `--config <(…)` works.
+ */
+function checkConfigFile(name: string) {
+  let st: Stats | undefined;
+  try {
+    st = statSync(name);
+  } catch {
+    return; // loadConfig says why it cannot be read
+  }
+  if ((st.isCharacterDevice() || st.isBlockDevice() || st.isSocket()) && name !== "/dev/null") {
+    throw new ConfigError(name, 0, "file", "cannot read: not a regular file");
+  }
+  if (st.isFile() && st.size > MAX_CONFIG_BYTES) throw new ConfigError(name, 0, "file", `cannot read: ${st.size} bytes is too large for a config file (at most ${MAX_CONFIG_BYTES})`);
+}
+
 /** The configuration from --config files (or the default file), with --data-dir applied. */
 export function cliConfig(rawArgs: string[], dataDir?: string): EsrConfig {
   const files = repeated(rawArgs, "config");
+  for (const file of files) checkConfigFile(file);
   const config = files.length ? loadConfig(files) : existsSync(DEFAULT_CONFIG_FILE) ? loadConfig([DEFAULT_CONFIG_FILE]) : defaultConfig();
   if (dataDir) config.dataDir = isAbsolute(dataDir) ? dataDir : resolve(dataDir);
   return config;

@@ -22,6 +22,33 @@ async function unknownFlags(cmd: AnyCommand, args: string[]): Promise<string[]> 
   return args.filter((a) => a.startsWith("-") && a !== "-").map((a) => a.replace(/^--?(no-)?/, "").split("=")[0]!).filter((name) => !known.has(name));
 }
 
+/**
+ * The first option that takes a value but was given none: last on the line, followed by another
+ * option, or empty (`--login ""` must not quietly mean "the default").
+ */
+async function emptyValue(cmd: AnyCommand, args: string[]): Promise<string | undefined> {
+  const defs = (await resolve(cmd.args)) ?? {};
+  const takesValue = new Set<string>();
+  for (const [name, def] of Object.entries(defs)) {
+    if (def.type !== "string") continue;
+    takesValue.add(name);
+    for (const alias of [("alias" in def && def.alias) || []].flat()) takesValue.add(alias);
+  }
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    const m = /^--?([^=]+)(=(.*))?$/.exec(a);
+    if (!m || !takesValue.has(m[1]!)) continue;
+    if (m[2] !== undefined) {
+      if (m[3] === "") return m[1];
+      continue;
+    }
+    const value = args[i + 1];
+    if (value === undefined || value === "" || value.startsWith("--")) return m[1];
+    i++;
+  }
+  return undefined;
+}
+
 export async function runCli(main: AnyCommand, rawArgs: string[]) {
   const dashdash = rawArgs.indexOf("--");
   const own = dashdash >= 0 ? rawArgs.slice(0, dashdash) : rawArgs;
@@ -40,6 +67,8 @@ export async function runCli(main: AnyCommand, rawArgs: string[]) {
     if (!sub) throw new EsrError(`unknown command ${JSON.stringify(name ?? own[0])} (see esr --help)`, 2);
     const unknown = await unknownFlags(sub, own.slice(own.indexOf(name!) + 1));
     if (unknown.length) throw new EsrError(`${name}: unknown option --${unknown[0]} (see esr ${name} --help)`, 2);
+    const empty = await emptyValue(sub, own.slice(own.indexOf(name!) + 1));
+    if (empty) throw new EsrError(`${name}: --${empty} needs a value (see esr ${name} --help)`, 2);
     await runCommand(main, { rawArgs });
   } catch (err) {
     fail(err);

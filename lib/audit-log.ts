@@ -2,7 +2,7 @@
  * The file-based audit log (SPEC §4): the host's server id, the daily events file that
  * `events.log` points at, and the directory of per-session files. Everything is root-only.
  */
-import { appendFileSync, existsSync, lstatSync, mkdirSync, readFileSync, readlinkSync, renameSync, symlinkSync, unlinkSync, writeFileSync } from "node:fs";
+import { appendFileSync, chmodSync, existsSync, lstatSync, mkdirSync, readFileSync, readlinkSync, renameSync, statSync, symlinkSync, unlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { EsrError, errorMessage } from "./errors.ts";
 
@@ -19,6 +19,7 @@ export class AuditLog {
     this.logDir = join(dataDir, "log");
     this.sessionsDir = join(this.logDir, this.serverId, "sessions", "default");
     makeDir(this.sessionsDir);
+    for (const dir of [this.logDir, join(this.logDir, this.serverId), join(this.logDir, this.serverId, "sessions"), this.sessionsDir]) secureDir(dir);
   }
 
   /** Opens (creating it if needed) the audit log in a data dir; fails with a clear error if it cannot be written. */
@@ -55,8 +56,21 @@ export function makeDir(path: string) {
   mkdirSync(path, { recursive: true, mode: 0o700 });
 }
 
+/**
+ * A directory that holds recordings must be root's and root's alone (SPEC §4): one that another
+ * user owns (or could replace) is refused, one that others may read or write is made 0700. Else a
+ * recorded user with write access to it could move the log aside and put a directory of theirs in
+ * its place.
+ */
+function secureDir(path: string) {
+  const st = statSync(path);
+  if (st.uid !== 0) throw new EsrError(`cannot use data dir: ${path} is owned by uid ${st.uid}, not root (recordings must be root's alone)`);
+  if ((st.mode & 0o077) !== 0) chmodSync(path, 0o700);
+}
+
 function readOrCreateHostUuid(dataDir: string): string {
   makeDir(dataDir);
+  secureDir(dataDir);
   const file = join(dataDir, "host_uuid");
   if (existsSync(file)) return readHostUuid(file);
   const id = crypto.randomUUID();

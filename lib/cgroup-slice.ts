@@ -165,7 +165,9 @@ export function removeStaleSlices(root: CgroupRoot): string[] {
       continue;
     }
     const owner = join(OWNERS_DIR, String(id));
-    if (ownerAlive(owner)) continue;
+    // Not only its own owner: another recorder's root_path may lie inside this one's, and its live
+    // slices below this directory must not be killed with it.
+    if (ownerAlive(owner) || hasLiveSliceBelow(path)) continue;
     try {
       killCgroup(path);
       removeCgroupTree(path);
@@ -176,6 +178,20 @@ export function removeStaleSlices(root: CgroupRoot): string[] {
     }
   }
   return removed;
+}
+
+/** True when a cgroup below `path` is the live slice of some recorder. */
+function hasLiveSliceBelow(path: string, depth = 0): boolean {
+  if (depth >= 16) return false;
+  for (const child of childCgroups(path)) {
+    try {
+      if (ownerAlive(join(OWNERS_DIR, String(statSync(child, { bigint: true }).ino)))) return true;
+    } catch {
+      continue;
+    }
+    if (hasLiveSliceBelow(child, depth + 1)) return true;
+  }
+  return false;
 }
 
 function ownerAlive(ownerFile: string): boolean {

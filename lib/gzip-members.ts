@@ -6,7 +6,7 @@
  * fflate's ≈ 6.3 µs, for the same ≈ 30 bytes per event (scripts/bench.ts). fflate is still what
  * finds member boundaries when reading.
  */
-import { closeSync, openSync, writeSync } from "node:fs";
+import { closeSync, fstatSync, openSync, writeSync } from "node:fs";
 import { gunzipSync } from "node:zlib";
 import { Gunzip } from "fflate";
 
@@ -19,8 +19,15 @@ export class GzipMemberFile {
   private pending: string[] = [];
   private pendingChars = 0;
 
-  constructor(readonly path: string) {
+  /** `latin1` when what is appended is raw bytes, one character per byte (a terminal's output). */
+  constructor(
+    readonly path: string,
+    private readonly encoding: "utf8" | "latin1" = "utf8",
+  ) {
     this.fd = openSync(path, "a", 0o600);
+    // A new file starts as an empty member, so that a recorder killed before its first flush
+    // leaves a file zcat reads (an empty file is not a gzip stream to zcat).
+    if (fstatSync(this.fd).size === 0) writeAll(this.fd, EMPTY_MEMBER);
   }
 
   append(line: string) {
@@ -36,10 +43,10 @@ export class GzipMemberFile {
   /** Writes what was appended since the last flush as one gzip member. */
   flush() {
     if (this.pending.length === 0) return;
-    const member = Bun.gzipSync(Buffer.from(this.pending.join("")), { level: LEVEL });
+    const member = Bun.gzipSync(Buffer.from(this.pending.join(""), this.encoding), { level: LEVEL });
     this.pending = [];
     this.pendingChars = 0;
-    for (let off = 0; off < member.length; ) off += writeSync(this.fd, member, off);
+    writeAll(this.fd, member);
   }
 
   close() {
@@ -51,10 +58,23 @@ export class GzipMemberFile {
   }
 }
 
+const EMPTY_MEMBER = Bun.gzipSync(new Uint8Array(0), { level: LEVEL });
+
+function writeAll(fd: number, bytes: Uint8Array) {
+  for (let off = 0; off < bytes.length; ) off += writeSync(fd, bytes, off);
+}
+
 export interface GunzipResult {
   text: string;
   /** Why reading stopped before the end of the file: a truncated or corrupt member. */
   error?: string;
+}
+
+/** {@link gunzipMemberBytes}, decoded as UTF-8 text. */
+export function gunzipMembers(bytes: Uint8Array): GunzipResult {
+  const { bytes: data, error } = gunzipMemberBytes(bytes);
+  const text = data.toString("utf8");
+  return error === undefined ? { text } : { text, error };
 }
 
 /**
@@ -62,7 +82,7 @@ export interface GunzipResult {
  * member it stops and returns what came before, with the reason. fflate finds where members start
  * (it does not check CRCs); zlib checks each one.
  */
-export function gunzipMembers(bytes: Uint8Array): GunzipResult {
+export function gunzipMemberBytes(bytes: Uint8Array): { bytes: Buffer; error?: string } {
   const starts = new Set<number>([0]);
   const scanner = new Gunzip(() => {});
   scanner.onmember = (offset) => starts.add(offset);
@@ -80,8 +100,8 @@ export function gunzipMembers(bytes: Uint8Array): GunzipResult {
       parts.push(gunzipSync(bytes.subarray(start, end)));
     } catch (err) {
       const why = err instanceof Error ? err.message : String(err);
-      return { text: Buffer.concat(parts).toString("utf8"), error: `damaged at byte ${start} (gzip member ${i + 1}): ${why}` };
+      return { bytes: Buffer.concat(parts), error: `damaged at byte ${start} (gzip member ${i + 1}): ${why}` };
     }
   }
-  return { text: Buffer.concat(parts).toString("utf8") };
+  return { bytes: Buffer.concat(parts) };
 }

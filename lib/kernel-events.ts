@@ -65,6 +65,7 @@ function header(view: DataView, bytes: Uint8Array): EventHeader {
 export interface ExecRecord extends EventHeader {
   ppid: number;
   returnCode: number;
+  /** the path as the exec call named it (bprm->filename: "/dev/fd/3" for an fd) */
   path: string;
   pathTruncated: boolean;
   /** argv[0] included */
@@ -73,32 +74,63 @@ export interface ExecRecord extends EventHeader {
   argvTruncated: boolean;
   /** bytes of argv the process had */
   argvBytes: number;
+  /** the interpreter the kernel ran for a script or binfmt_misc file, if any (successful execs only) */
+  interpreter?: string;
+  interpreterTruncated: boolean;
+  /**
+   * The file the kernel executed, as /proc/PID/exe names it: symlinks and fds resolved, relative to
+   * the root of the process's mount namespace; a memfd is "/memfd:NAME". Successful execs only.
+   */
+  exe?: string;
+  /** more components than the kernel side walks: `exe` lacks its leading directories (and its leading "/") */
+  exeTruncated: boolean;
+  /** the file had no link left: a memfd, or a file unlinked before its fd was executed */
+  exeDeleted: boolean;
 }
 
 const EXEC_PATH_TRUNCATED = 1;
 const EXEC_ARGV_TRUNCATED = 2;
-const EXEC_DATA_OFFSET = H + 24;
+const EXEC_EXE_TRUNCATED = 4;
+const EXEC_EXE_DELETED = 8;
+const EXEC_INTERP_TRUNCATED = 16;
+const EXEC_DATA_OFFSET = H + 32;
 
 export function decodeExec(bytes: Uint8Array): ExecRecord {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const pathLen = view.getUint32(H + 8, true);
   const argvLen = view.getUint32(H + 12, true);
   const flags = view.getUint32(H + 20, true);
+  const interpLen = view.getUint32(H + 24, true);
+  const exeLen = view.getUint32(H + 28, true);
+  const end = (at: number, len: number) => Math.min(at + len, bytes.length);
   const pathStart = EXEC_DATA_OFFSET;
-  const argvStart = pathStart + pathLen;
-  const argvEnd = Math.min(argvStart + argvLen, bytes.length);
+  const interpStart = end(pathStart, pathLen);
+  const exeStart = end(interpStart, interpLen);
+  const argvStart = end(exeStart, exeLen);
+  const argvEnd = end(argvStart, argvLen);
   const argv = utf8.decode(bytes.subarray(argvStart, argvEnd)).split("\0");
   // A complete block ends with a NUL, which leaves one empty string after the split.
   if (argv.length > 0 && argv[argv.length - 1] === "") argv.pop();
+  // exe comes leaf first, one NUL-terminated name per component.
+  const components = utf8.decode(bytes.subarray(exeStart, argvStart)).split("\0");
+  if (components[components.length - 1] === "") components.pop();
+  const exeTruncated = (flags & EXEC_EXE_TRUNCATED) !== 0;
+  // Cut short, it lacks its leading directories: then it is left relative rather than made up.
+  const exe = exeLen > 0 ? `${exeTruncated ? "" : "/"}${components.reverse().join("/")}` : undefined;
   return {
     ...header(view, bytes),
     ppid: view.getUint32(H, true),
     returnCode: view.getInt32(H + 4, true),
-    path: utf8.decode(bytes.subarray(pathStart, argvStart)),
+    path: utf8.decode(bytes.subarray(pathStart, interpStart)),
     pathTruncated: (flags & EXEC_PATH_TRUNCATED) !== 0,
     argv,
     argvTruncated: (flags & EXEC_ARGV_TRUNCATED) !== 0,
     argvBytes: view.getUint32(H + 16, true),
+    ...(interpLen > 0 ? { interpreter: utf8.decode(bytes.subarray(interpStart, exeStart)) } : {}),
+    interpreterTruncated: (flags & EXEC_INTERP_TRUNCATED) !== 0,
+    ...(exe !== undefined ? { exe } : {}),
+    exeTruncated,
+    exeDeleted: (flags & EXEC_EXE_DELETED) !== 0,
   };
 }
 

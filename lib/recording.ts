@@ -1,15 +1,15 @@
 /**
- * Reading recorded sessions back: the index, every file it names, the events in `ei` order.
- * Damage never hides what is readable: a truncated or corrupt file yields the events before the
- * damage, and a warning that says where.
+ * Reading recorded sessions back: the index, every file it names, the events in `ei` order, and
+ * the terminal output. Damage never hides what is readable: a truncated or corrupt file yields what
+ * comes before the damage, and a warning that says where.
  */
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { AuditLog } from "./audit-log.ts";
 import { EsrError, errorMessage } from "./errors.ts";
-import { gunzipMembers } from "./gzip-members.ts";
+import { gunzipMemberBytes, gunzipMembers } from "./gzip-members.ts";
 import type { AuditEvent } from "./schema.ts";
-import { indexFileName } from "./session-writer.ts";
+import { CHUNKS_TYPE, indexFileName } from "./session-writer.ts";
 
 const SID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -29,20 +29,34 @@ export function checkSessionId(sid: string) {
   if (!SID_RE.test(sid)) throw new EsrError(`invalid session id ${JSON.stringify(sid)}: expected a UUID such as 86aca627-971d-4883-854d-d309ba04c658`);
 }
 
-/** Reads a session; `types` limits it to some index types ("events", "session.command", …). */
+/** Reads a session's events; `types` limits it to some index types ("events", "session.command", …). */
 export function readRecording(dataDir: string, sid: string, types?: Set<string>): Recording {
+  const warnings: string[] = [];
+  const events: AuditEvent[] = [];
+  for (const path of sessionFiles(dataDir, sid, warnings, (type) => type !== CHUNKS_TYPE && (!types || types.has(type)))) {
+    // Not push(...): a file of a long session holds more events than a call can take arguments.
+    for (const event of readEventFile(path, warnings)) events.push(event);
+  }
+  events.sort((a, b) => a.ei - b.ei);
+  return { sid, events, warnings };
+}
+
+/** The bytes the session's terminal showed (its chunks files); undefined when it was not recorded on a terminal. */
+export function readTerminalOutput(dataDir: string, sid: string, warnings: string[]): Buffer | undefined {
+  const paths = sessionFiles(dataDir, sid, warnings, (type) => type === CHUNKS_TYPE);
+  if (paths.length === 0) return undefined;
+  return Buffer.concat(paths.map((path) => readGzipFile(path, warnings, "output", gunzipMemberBytes)?.bytes ?? Buffer.alloc(0)));
+}
+
+/** The paths of the files a session's index names with a type that `wanted` accepts, in index order. */
+function sessionFiles(dataDir: string, sid: string, warnings: string[], wanted: (type: string) => boolean): string[] {
   checkSessionId(sid);
   const { sessionsDir } = AuditLog.read(dataDir);
   const indexPath = join(sessionsDir, indexFileName(sid));
   if (!existsSync(indexPath)) throw new EsrError(`unknown session ${sid} (not in ${dataDir})`);
-  const warnings: string[] = [];
-  const events: AuditEvent[] = [];
-  for (const entry of readIndex(indexPath, warnings)) {
-    if (types && !types.has(entry.type)) continue;
-    events.push(...readEventFile(join(sessionsDir, entry.file_name), warnings));
-  }
-  events.sort((a, b) => a.ei - b.ei);
-  return { sid, events, warnings };
+  return readIndex(indexPath, warnings)
+    .filter((entry) => wanted(entry.type))
+    .map((entry) => join(sessionsDir, entry.file_name));
 }
 
 function readIndex(path: string, warnings: string[]): IndexEntry[] {
@@ -61,19 +75,26 @@ function readIndex(path: string, warnings: string[]): IndexEntry[] {
   return entries;
 }
 
-/** The events of one `.gz` file, up to the first damage. */
-export function readEventFile(path: string, warnings: string[]): AuditEvent[] {
+/** One `.gz` file decompressed up to the first damage, which is reported; undefined when it cannot be read. */
+function readGzipFile<T extends { error?: string }>(path: string, warnings: string[], what: string, gunzip: (bytes: Uint8Array) => T): T | undefined {
   let bytes: Buffer;
   try {
     bytes = readFileSync(path);
   } catch (err) {
     warnings.push(`${path}: cannot read (${errorMessage(err)})`);
-    return [];
+    return undefined;
   }
-  const { text, error } = gunzipMembers(bytes);
-  if (error) warnings.push(`${path}: ${error}; showing the events before it`);
+  const content = gunzip(bytes);
+  if (content.error) warnings.push(`${path}: ${content.error}; showing the ${what} before it`);
+  return content;
+}
+
+/** The events of one `.gz` file, up to the first damage. */
+export function readEventFile(path: string, warnings: string[]): AuditEvent[] {
+  const content = readGzipFile(path, warnings, "events", gunzipMembers);
+  if (!content) return [];
   const events: AuditEvent[] = [];
-  const lines = text.split("\n");
+  const lines = content.text.split("\n");
   const partial = lines.pop();
   if (partial) warnings.push(`${path}: last line is incomplete; skipped`);
   for (const [i, line] of lines.entries()) {

@@ -23,6 +23,7 @@ export const EVENT_CODES = {
   "session.command": "T4000I",
   "session.disk": "T4001I",
   "session.network": "T4002I",
+  resize: "T2002I",
 } as const;
 
 export type EventName = keyof typeof EVENT_CODES;
@@ -59,6 +60,19 @@ function pathFields(path: string, truncated: boolean) {
   return truncated ? { path: `${path} ${PATH_TRUNCATED_MARKER}`, path_truncated: true } : { path };
 }
 
+/**
+ * What the kernel executed beyond `path` (esr's own keys; Teleport tooling ignores unknown keys):
+ * `exe`, the file itself as /proc/PID/exe names it (symlinks, /dev/fd/N and memfds resolved), with
+ * `exe_deleted` when it had no link left; `interpreter`, what the kernel ran for a script.
+ */
+function executedFields(rec: ExecRecord) {
+  return {
+    ...(rec.exe !== undefined ? (rec.exeTruncated ? { exe: `${rec.exe} ${PATH_TRUNCATED_MARKER}`, exe_truncated: true } : { exe: rec.exe }) : {}),
+    ...(rec.exeDeleted ? { exe_deleted: true } : {}),
+    ...(rec.interpreter !== undefined ? (rec.interpreterTruncated ? { interpreter: `${rec.interpreter} ${PATH_TRUNCATED_MARKER}`, interpreter_truncated: true } : { interpreter: rec.interpreter }) : {}),
+  };
+}
+
 export function commandEvent(id: SessionIdentity, ei: number, rec: ExecRecord, time = new Date()): AuditEvent {
   const argv = rec.argv.slice(1);
   if (rec.argvTruncated) argv.push(`${ARGV_TRUNCATED_MARKER} ${rec.argvBytes} bytes in all`);
@@ -67,6 +81,7 @@ export function commandEvent(id: SessionIdentity, ei: number, rec: ExecRecord, t
     argv,
     ...(rec.argvTruncated ? { argv_truncated: true } : {}),
     cgroup_id: Number(rec.cgroupId),
+    ...executedFields(rec),
     ...pathFields(rec.path, rec.pathTruncated),
     pid: rec.pid,
     ppid: rec.ppid,
@@ -145,4 +160,35 @@ export function sessionEndEvent(id: SessionIdentity, ei: number, info: SessionEn
     session_start: info.start.toISOString(),
     session_stop: time.toISOString(),
   };
+}
+
+/** A terminal size as Teleport writes it: "W:H". */
+export function terminalSizeText(size: { cols: number; rows: number }): string {
+  return `${size.cols}:${size.rows}`;
+}
+
+export function resizeEvent(id: SessionIdentity, ei: number, size: { cols: number; rows: number }, time = new Date()): AuditEvent {
+  return { ...common(id, "resize", ei, time), size: terminalSizeText(size) };
+}
+
+/**
+ * Timing of a piece of terminal output, whose bytes are in the session's chunks file. Teleport's
+ * print event as its recordings store it: no code, no identity, only what playback needs.
+ */
+export interface PrintEvent {
+  event: "print";
+  ei: number;
+  /** How many bytes of output. */
+  bytes: number;
+  /** When it was shown, in ms since session start. */
+  ms: number;
+  /** Where its bytes start in the chunks stream. */
+  offset: number;
+  /** Chunk index: 0, 1, 2 … per print event. */
+  ci: number;
+  time: string;
+}
+
+export function printEvent(ei: number, chunk: { bytes: number; ms: number; offset: number; ci: number }, time: Date): PrintEvent {
+  return { event: "print", bytes: chunk.bytes, ms: chunk.ms, offset: chunk.offset, ei, ci: chunk.ci, time: time.toISOString() };
 }

@@ -1,22 +1,27 @@
 /**
  * Writes one session's events (SPEC §4): `<sid>-0.events.gz` for session.start/end,
- * `<sid>-0.session.<kind>-events.gz` per enhanced kind, `<sid>.index` naming them, and every event
- * also to the host's events.log. Nothing reaches disk between flushes; the owner flushes at least
+ * `<sid>-0.session.<kind>-events.gz` per enhanced kind, `<sid>-0.chunks.gz` for terminal output,
+ * `<sid>.index` naming them, and every event also to the host's events.log — except print events,
+ * which only time the terminal output and would flood the SIEM feed. Nothing reaches disk between flushes; the owner flushes at least
  * every second, so a recorder killed with SIGKILL loses at most that much.
  */
 import { appendFileSync } from "node:fs";
 import { join } from "node:path";
 import type { AuditLog } from "./audit-log.ts";
 import { GzipMemberFile } from "./gzip-members.ts";
-import type { AuditEvent } from "./schema.ts";
+import type { AuditEvent, PrintEvent } from "./schema.ts";
 
 /** The index type (and file name part) of the file an event goes to. */
 function fileTypeOf(event: string): string {
   return event === "session.command" || event === "session.disk" || event === "session.network" ? event : "events";
 }
 
+/** The index type of the terminal output file (Teleport's name). */
+export const CHUNKS_TYPE = "chunks";
+
 export function sessionFileName(sid: string, type: string): string {
-  return type === "events" ? `${sid}-0.events.gz` : `${sid}-0.${type}-events.gz`;
+  if (type === "events" || type === CHUNKS_TYPE) return `${sid}-0.${type}.gz`;
+  return `${sid}-0.${type}-events.gz`;
 }
 
 export function indexFileName(sid: string): string {
@@ -41,14 +46,20 @@ export class SessionWriter {
     return this.nextEi++;
   }
 
-  write(event: AuditEvent) {
+  write(event: AuditEvent | PrintEvent) {
     const line = `${JSON.stringify(event)}\n`;
     this.file(fileTypeOf(event.event)).append(line);
+    if (event.event === "print") return;
     this.logLines.push(line);
     this.logChars += line.length;
     // Like the gzip members: a burst is written in bounded pieces, so no write stalls the event loop
     // long enough for a ring buffer to fill.
     if (this.logChars >= MAX_LOG_BATCH_CHARS) this.flushLog();
+  }
+
+  /** Raw terminal output, the bytes that print events point into. */
+  writeOutput(bytes: Uint8Array) {
+    this.file(CHUNKS_TYPE).append(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("latin1"));
   }
 
   flush() {
@@ -74,7 +85,7 @@ export class SessionWriter {
     let file = this.files.get(type);
     if (!file) {
       const name = sessionFileName(this.sid, type);
-      file = new GzipMemberFile(join(this.log.sessionsDir, name));
+      file = new GzipMemberFile(join(this.log.sessionsDir, name), type === CHUNKS_TYPE ? "latin1" : "utf8");
       this.files.set(type, file);
       appendFileSync(join(this.log.sessionsDir, indexFileName(this.sid)), `${JSON.stringify({ file_name: name, type, index: 0, offset: 0 })}\n`, { mode: 0o600 });
     }

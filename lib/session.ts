@@ -36,10 +36,14 @@ export interface EndOptions {
   killOnExit?: boolean;
   /** Called when processes remain in the slice and the session waits for them. */
   onLingering?(): void;
+  /** Called once the slice is empty, before session.end: the last moment to write the session's own events. */
+  beforeEnd?(): Promise<void>;
 }
 
 /** Flushes at least this often, so a killed recorder loses at most this much (SPEC §4). */
 const FLUSH_INTERVAL_MS = 500;
+/** Errors of a write to the data dir: disk full, quota, read-only, I/O. */
+const WRITE_FAILURES = new Set(["ENOSPC", "EDQUOT", "EROFS", "EIO", "EFBIG"]);
 const NO_LOSS: LostCounts = { command: 0, disk: 0, network: 0 };
 
 export class RecordedSession {
@@ -48,7 +52,7 @@ export class RecordedSession {
   readonly writer: SessionWriter;
   /** Where the session's processes must run; undefined when enhanced recording is off. */
   readonly slice?: CgroupSlice;
-  private readonly start = new Date();
+  readonly start = new Date();
   private readonly flushTimer: ReturnType<typeof setInterval>;
   private failure: unknown;
 
@@ -127,6 +131,11 @@ export class RecordedSession {
       this.fail(err);
     }
     try {
+      await opts.beforeEnd?.();
+    } catch (err) {
+      this.fail(err);
+    }
+    try {
       const enhanced = this.opts.recorder !== undefined;
       this.writer.write(sessionEndEvent(this.identity, this.writer.index(), { initialCommand: this.opts.initialCommand, interactive: this.opts.interactive, enhancedRecording: enhanced, start: this.start, exitCode: opts.exitCode, lost }));
     } catch (err) {
@@ -152,6 +161,13 @@ export class RecordedSession {
   }
 
   private error(): EsrError {
-    return this.failure instanceof EsrError ? this.failure : new EsrError(`session ${this.sid}: ${errorMessage(this.failure)}`);
+    if (this.failure instanceof EsrError) return this.failure;
+    const code = (this.failure as NodeJS.ErrnoException)?.code;
+    if (code && WRITE_FAILURES.has(code)) {
+      // Say where, and that nothing was left running unrecorded (SPEC §5).
+      const killed = this.slice ? "; the session's processes were killed so that nothing runs unrecorded" : "";
+      return new EsrError(`session ${this.sid}: cannot write the recording in ${this.opts.log.sessionsDir}: ${errorMessage(this.failure)}${killed}`);
+    }
+    return new EsrError(`session ${this.sid}: ${errorMessage(this.failure)}`);
   }
 }

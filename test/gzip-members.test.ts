@@ -4,15 +4,17 @@ import { join } from "node:path";
 import { GzipMemberFile, gunzipMembers } from "../lib/gzip-members.ts";
 import { tempDir } from "./harness.ts";
 
+/** n members of one line each; `bytes` are those members, without the empty member a new file starts with. */
 function writeMembers(n: number): { path: string; bytes: Buffer } {
   const path = join(tempDir(), "f.gz");
   const file = new GzipMemberFile(path);
+  const created = readFileSync(path).length;
   for (let i = 0; i < n; i++) {
     file.append(`{"n":${i}}\n`);
     file.flush();
   }
   file.close();
-  return { path, bytes: readFileSync(path) };
+  return { path, bytes: readFileSync(path).subarray(created) };
 }
 
 describe("GzipMemberFile", () => {
@@ -23,11 +25,15 @@ describe("GzipMemberFile", () => {
     expect(out.stdout.toString()).toBe('{"n":0}\n{"n":1}\n{"n":2}\n');
   });
 
-  test("nothing is written until a flush, and an empty flush writes nothing", () => {
+  test("a new file is an empty gzip stream that zcat reads; nothing more is written until a flush, and an empty flush writes nothing", () => {
     const path = join(tempDir(), "f.gz");
     const file = new GzipMemberFile(path);
+    const created = readFileSync(path).length;
+    expect(created).toBeGreaterThan(0);
+    expect(Bun.spawnSync(["zcat", path]).exitCode).toBe(0);
+    expect(gunzipMembers(readFileSync(path))).toEqual({ text: "" });
     file.append("x\n");
-    expect(readFileSync(path).length).toBe(0);
+    expect(readFileSync(path).length).toBe(created);
     file.flush();
     const size = readFileSync(path).length;
     file.flush();
