@@ -1,9 +1,11 @@
 import { defineCommand } from "citty";
 import { EVENT_KINDS } from "../lib/config.ts";
 import { EsrError } from "../lib/errors.ts";
+import { buildProcessTree, formatProcessTree } from "../lib/process-tree.ts";
 import { readRecording } from "../lib/recording.ts";
-import { formatEventLine } from "../lib/replay-format.ts";
+import { formatEventLines, formatTtyReplay, painter } from "../lib/replay-format.ts";
 import { KIND_EVENT } from "../lib/schema.ts";
+import { readTerminalRecording } from "../lib/terminal-recording.ts";
 import { cliConfig, configArg, dataDirArg } from "./common.ts";
 
 /** --type values and the index types they select. */
@@ -17,12 +19,16 @@ export const replay = defineCommand({
     ...dataDirArg,
     format: { type: "string", valueHint: "text|json", description: "text: one aligned line per event; json: the events as stored (default text)" },
     type: { type: "string", valueHint: "KINDS", description: "only these kinds: command,disk,network,session" },
+    tty: { type: "boolean", description: "what the terminal showed, as text, with the events between its lines where they happened" },
+    tree: { type: "boolean", description: "the session's processes as a tree: pid, argv, return code, connects and opens" },
   },
   run({ args }) {
     if (!args.sid) throw new EsrError("replay: which session? (esr replay <sid>; esr ls lists them)", 2);
     if (args._.length > 1) throw new EsrError(`replay: unexpected argument ${JSON.stringify(args._[1])}`, 2);
     const format = args.format ?? "text";
     if (format !== "text" && format !== "json") throw new EsrError(`replay: --format must be text or json, not ${JSON.stringify(format)}`, 2);
+    if (args.tty && args.tree) throw new EsrError("replay: --tty and --tree are two different views; choose one", 2);
+    if ((args.tty || args.tree) && args.format !== undefined) throw new EsrError(`replay: --format is for the event list, not for --${args.tty ? "tty" : "tree"}`, 2);
     let types: Set<string> | undefined;
     if (args.type !== undefined) {
       types = new Set(
@@ -35,7 +41,16 @@ export const replay = defineCommand({
     }
     const config = cliConfig(process.argv, args["data-dir"]);
     const { events, warnings } = readRecording(config.dataDir, args.sid, types);
-    const out = events.map((e) => (format === "json" ? JSON.stringify(e) : formatEventLine(e))).join("\n");
+    const paint = painter(Boolean(process.stdout.isTTY) && !process.env.NO_COLOR);
+    let lines: string[];
+    if (args.tree) lines = formatProcessTree(buildProcessTree(events), paint);
+    else if (args.tty) {
+      const terminal = readTerminalRecording(config.dataDir, args.sid);
+      // Both read the session's events file: a damage in it is reported once.
+      for (const w of terminal.warnings) if (!warnings.includes(w)) warnings.push(w);
+      lines = formatTtyReplay(events, terminal.frames, paint);
+    } else lines = format === "json" ? events.map((e) => JSON.stringify(e)) : formatEventLines(events);
+    const out = lines.join("\n");
     if (out) process.stdout.write(`${out}\n`);
     for (const w of warnings) process.stderr.write(`esr: warning: ${w}\n`);
     if (warnings.length) process.exitCode = 3;

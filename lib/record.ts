@@ -10,7 +10,10 @@ import type { EsrConfig, EventKind } from "./config.ts";
 import { EsrError } from "./errors.ts";
 import type { LostCounts } from "./kernel-events.ts";
 import { Recorder } from "./recorder.ts";
+import { terminalSizeText } from "./schema.ts";
 import { RecordedSession } from "./session.ts";
+import { PtyRelay, userTerminalSize } from "./terminal.ts";
+import { TerminalRecorder } from "./terminal-recording.ts";
 
 export interface RecordOptions {
   config: EsrConfig;
@@ -39,7 +42,9 @@ export async function recordSession(opts: RecordOptions): Promise<RecordResult> 
   const log = AuditLog.open(config.dataDir);
   const argv = opts.command.length ? opts.command : [opts.login.shell];
   const launch = launchSpec(argv, opts.login);
-  const interactive = Boolean(process.stdin.isTTY);
+  // On a terminal, the command gets a pty of its own, whose output is recorded.
+  const size = userTerminalSize();
+  const interactive = size !== undefined;
   let session: RecordedSession | undefined;
   const er = config.enhancedRecording;
   const recorder = er.enabled
@@ -61,29 +66,40 @@ export async function recordSession(opts: RecordOptions): Promise<RecordResult> 
       events: opts.events,
       initialCommand: argv,
       interactive,
-      size: process.stdout.isTTY ? `${process.stdout.columns}:${process.stdout.rows}` : undefined,
+      size: size && terminalSizeText(size),
     });
     opts.onStart?.(session.sid);
-    const exitCode = await runCommand(launch, sessionEnv(opts.login, session.sid), session, interactive);
-    const lost = await session.end({ exitCode, killOnExit: opts.killOnExit, onLingering: opts.onLingering });
+    const pty = size && new PtyRelay(size, new TerminalRecorder(session), opts.login.uid);
+    const exitCode = await runCommand(launch, sessionEnv(opts.login, session.sid), session, pty);
+    const lost = await session.end({ exitCode, killOnExit: opts.killOnExit, onLingering: opts.onLingering, beforeEnd: pty && (() => pty.close(PTY_CLOSE_TIMEOUT_MS)) });
     return { sid: session.sid, exitCode, lost };
   } finally {
     recorder?.close();
   }
 }
 
-/** Runs the command in the session's slice; its exit status, 128+N if killed by signal N. */
-async function runCommand(launch: LaunchSpec, env: Record<string, string | undefined>, session: RecordedSession, interactive: boolean): Promise<number> {
-  const signals = forwardSignals(interactive);
+/**
+ * Once the session's processes are gone, the pty's last output is read by the time it reports end
+ * of file; this bounds the wait for a process outside the session that holds it open.
+ */
+const PTY_CLOSE_TIMEOUT_MS = 500;
+
+/**
+ * Runs the command in the session's slice, on its own pty when given one (else with the recorder's
+ * stdio); its exit status, 128+N if killed by signal N.
+ */
+async function runCommand(launch: LaunchSpec, env: Record<string, string | undefined>, session: RecordedSession, pty: PtyRelay | undefined): Promise<number> {
+  const signals = forwardSignals(pty !== undefined);
   try {
     const child = Bun.spawn({
       cmd: launch.cmd,
       env,
       cwd: launch.cwd,
-      stdio: ["inherit", "inherit", "inherit"],
+      ...(pty ? { terminal: pty.open() } : { stdio: ["inherit", "inherit", "inherit"] as const }),
       ...(session.slice ? { cgroup: session.slice.path } : {}),
       ...(launch.ids ?? {}),
     });
+    pty?.attach(child);
     signals.target = child;
     await child.exited;
     return child.exitCode ?? 128 + signalNumber(child.signalCode);
@@ -92,6 +108,7 @@ async function runCommand(launch: LaunchSpec, env: Record<string, string | undef
     return 127;
   } finally {
     signals.restore();
+    pty?.release();
   }
 }
 
@@ -134,16 +151,17 @@ function sessionEnv(login: Account, sid: string): Record<string, string | undefi
 }
 
 /**
- * The recorder passes signals on instead of dying of them. On a terminal, Ctrl-C and Ctrl-\ already
- * reach the command (same foreground process group), so those are only ignored; anything sent to
- * the recorder alone is forwarded.
+ * The recorder passes signals on instead of dying of them. On a terminal, Ctrl-C, Ctrl-\ and Ctrl-Z
+ * reach the command as keys through its pty; the same signals sent to the recorder are ignored, so
+ * that it neither dies nor stops while the command runs. Anything else is forwarded.
  */
 function forwardSignals(onTerminal: boolean) {
   const state: { target?: { kill(sig?: number | NodeJS.Signals): void } } = {};
-  const fromTerminal = new Set<NodeJS.Signals>(onTerminal ? ["SIGINT", "SIGQUIT"] : []);
-  const handlers = (["SIGINT", "SIGQUIT", "SIGTERM", "SIGHUP", "SIGUSR1", "SIGUSR2"] as NodeJS.Signals[]).map((sig) => {
+  const ignored = new Set<NodeJS.Signals>(onTerminal ? ["SIGINT", "SIGQUIT", "SIGTSTP"] : []);
+  const handled = new Set<NodeJS.Signals>(["SIGINT", "SIGQUIT", "SIGTERM", "SIGHUP", "SIGUSR1", "SIGUSR2", ...ignored]);
+  const handlers = [...handled].map((sig) => {
     const handler = () => {
-      if (!fromTerminal.has(sig)) state.target?.kill(sig);
+      if (!ignored.has(sig)) state.target?.kill(sig);
     };
     process.on(sig, handler);
     return [sig, handler] as const;

@@ -1,0 +1,54 @@
+import { defineCommand } from "citty";
+import { EsrError } from "../lib/errors.ts";
+import { playFrames, TERMINAL_RESET } from "../lib/play.ts";
+import { readTerminalRecording } from "../lib/terminal-recording.ts";
+import { cliConfig, configArg, dataDirArg } from "./common.ts";
+import { fail } from "./run.ts";
+
+export const play = defineCommand({
+  meta: { name: "play", description: "Play a session's terminal output at the pace it was recorded" },
+  args: {
+    sid: { type: "positional", required: false, description: "session id (esr ls lists them)" },
+    ...configArg,
+    ...dataDirArg,
+    speed: { type: "string", valueHint: "N", description: "play N times as fast (default 1)" },
+    "skip-idle": { type: "boolean", description: "shorten pauses longer than 0.5 s to 0.5 s" },
+  },
+  async run({ args }) {
+    if (!args.sid) throw new EsrError("play: which session? (esr play <sid>; esr ls lists them)", 2);
+    if (args._.length > 1) throw new EsrError(`play: unexpected argument ${JSON.stringify(args._[1])}`, 2);
+    const speed = args.speed === undefined ? 1 : Number(args.speed);
+    if (!(speed > 0 && Number.isFinite(speed))) throw new EsrError(`play: --speed must be a positive number, not ${JSON.stringify(args.speed)}`, 2);
+    const config = cliConfig(process.argv, args["data-dir"]);
+    const { frames, size, warnings } = readTerminalRecording(config.dataDir, args.sid);
+    if (process.stdout.isTTY) {
+      const here = `${process.stdout.columns}:${process.stdout.rows}`;
+      if (size && size !== here) process.stderr.write(`esr: recorded on a ${size.replace(":", "x")} terminal, this one is ${here.replace(":", "x")}\n`);
+      // Stopped half-way, a full-screen program's modes would stay on in the reviewer's terminal.
+      process.once("SIGINT", () => {
+        process.stdout.write(TERMINAL_RESET);
+        process.exit(130);
+      });
+    }
+    // Failed writes are handled where each write reports them.
+    process.stdout.on("error", () => {});
+    await playFrames(frames, { speed, skipIdle: Boolean(args["skip-idle"]), write: writeStdout });
+    for (const w of warnings) process.stderr.write(`esr: warning: ${w}\n`);
+    if (warnings.length) process.exitCode = 3;
+  },
+});
+
+/**
+ * Writes to stdout, resolving once the bytes are out. Not Bun.write(Bun.stdout): once
+ * process.stdout exists, that corrupts output into a pipe that fills up (Bun 1.4). A reader that
+ * stops reading (`esr play … | head`) ends playback quietly, as it would end `cat`.
+ */
+function writeStdout(bytes: Uint8Array): Promise<void> {
+  return new Promise((resolve) =>
+    process.stdout.write(bytes, (err) => {
+      if (!err) return resolve();
+      if ((err as NodeJS.ErrnoException).code === "EPIPE") process.exit(0);
+      fail(err);
+    }),
+  );
+}
