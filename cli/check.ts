@@ -1,4 +1,5 @@
 import { defineCommand } from "citty";
+import { EsrError } from "../lib/errors.ts";
 import { hostChecks } from "../lib/host-checks.ts";
 import { cliConfig, configArg } from "./common.ts";
 import { socketArg } from "./daemon.ts";
@@ -12,6 +13,7 @@ export const check = defineCommand({
     ...socketArg,
   },
   run({ args }) {
+    if (args._.length) throw new EsrError(`check: unexpected argument ${JSON.stringify(args._[0])}`, 2);
     const items = hostChecks(cliConfig(process.argv), { sshd: args.sshd, config: args["sshd-config"], socketPath: args.socket });
     for (const item of items) console.log(`${item.ok ? (item.warn ? "warn" : "ok  ") : "FAIL"}  ${item.name.padEnd(14)}  ${item.detail}`);
     if (!items.every((i) => i.ok)) process.exitCode = 1;

@@ -35,6 +35,7 @@ describe("bad command lines", () => {
     ["unknown login", ["record", "--login", "no-such-user-here", "--", "true"], /no such user: no-such-user-here/],
     ["missing config file", ["record", "--config", "/nonexistent/esr.yaml", "--", "true"], /\/nonexistent\/esr.yaml:0: .*cannot read/],
     ["extra argument to ls", ["ls", "extra"], /unexpected argument "extra"/],
+    ["extra argument to check", ["check", "extra"], /check: unexpected argument "extra"/],
   ];
   for (const [name, args, pattern] of cases) {
     test(name, async () => expectOneLineError(await runEsr(args), pattern));
