@@ -83,6 +83,22 @@ export function gunzipMembers(bytes: Uint8Array): GunzipResult {
  * (it does not check CRCs); zlib checks each one.
  */
 export function gunzipMemberBytes(bytes: Uint8Array): { bytes: Buffer; error?: string } {
+  const parts: Buffer[] = [];
+  const error = forEachMember(bytes, (member) => parts.push(member));
+  return error === undefined ? { bytes: Buffer.concat(parts) } : { bytes: Buffer.concat(parts), error };
+}
+
+/** Lines (newline bytes) up to the first damaged member, holding one member in memory at a time. */
+export function countLines(bytes: Uint8Array): { lines: number; error?: string } {
+  let lines = 0;
+  const error = forEachMember(bytes, (member) => {
+    for (let at = member.indexOf(10); at >= 0; at = member.indexOf(10, at + 1)) lines++;
+  });
+  return error === undefined ? { lines } : { lines, error };
+}
+
+/** Hands each intact member, decompressed, to `use`; returns why it stopped early, if it did. */
+function forEachMember(bytes: Uint8Array, use: (member: Buffer) => void): string | undefined {
   const starts = new Set<number>([0]);
   const scanner = new Gunzip(() => {});
   scanner.onmember = (offset) => starts.add(offset);
@@ -92,16 +108,16 @@ export function gunzipMemberBytes(bytes: Uint8Array): { bytes: Buffer; error?: s
     // Damage is reported below, by the member that holds it.
   }
   const offsets = [...starts].sort((a, b) => a - b);
-  const parts: Buffer[] = [];
   for (const [i, start] of offsets.entries()) {
     const end = offsets[i + 1] ?? bytes.length;
     if (start >= bytes.length) break;
+    let member: Buffer;
     try {
-      parts.push(gunzipSync(bytes.subarray(start, end)));
+      member = gunzipSync(bytes.subarray(start, end));
     } catch (err) {
-      const why = err instanceof Error ? err.message : String(err);
-      return { bytes: Buffer.concat(parts), error: `damaged at byte ${start} (gzip member ${i + 1}): ${why}` };
+      return `damaged at byte ${start} (gzip member ${i + 1}): ${err instanceof Error ? err.message : String(err)}`;
     }
+    use(member);
   }
-  return { bytes: Buffer.concat(parts) };
+  return undefined;
 }

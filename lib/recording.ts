@@ -7,7 +7,7 @@ import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { AuditLog } from "./audit-log.ts";
 import { EsrError, errorMessage } from "./errors.ts";
-import { gunzipMemberBytes, gunzipMembers } from "./gzip-members.ts";
+import { countLines, gunzipMemberBytes, gunzipMembers } from "./gzip-members.ts";
 import type { AuditEvent } from "./schema.ts";
 import { CHUNKS_TYPE, indexFileName } from "./session-writer.ts";
 
@@ -39,6 +39,13 @@ export function readRecording(dataDir: string, sid: string, types?: Set<string>)
   }
   events.sort((a, b) => a.ei - b.ei);
   return { sid, events, warnings };
+}
+
+/** How many events the session's files of one index type hold, counted without parsing them. */
+export function countEvents(dataDir: string, sid: string, type: string, warnings: string[]): number {
+  let n = 0;
+  for (const path of sessionFiles(dataDir, sid, warnings, (t) => t === type)) n += readGzipFile(path, warnings, "events", countLines)?.lines ?? 0;
+  return n;
 }
 
 /** The bytes the session's terminal showed (its chunks files); undefined when it was not recorded on a terminal. */

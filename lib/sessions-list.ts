@@ -1,5 +1,7 @@
 /** `esr ls`: one summary per recorded session, newest first. */
-import { readRecording, listSessionIds } from "./recording.ts";
+import { EVENT_KINDS } from "./config.ts";
+import { countEvents, listSessionIds, readRecording } from "./recording.ts";
+import { KIND_EVENT } from "./schema.ts";
 
 export interface SessionSummary {
   sid: string;
@@ -20,14 +22,18 @@ export function listSessions(dataDir: string): SessionSummary[] {
     .sort((a, b) => (b.start ?? "").localeCompare(a.start ?? ""));
 }
 
+/**
+ * Start and end come from the session's events file; the enhanced events are only counted, so a
+ * session of millions of events is listed without holding them in memory.
+ */
 function summarize(dataDir: string, sid: string): SessionSummary {
-  const { events, warnings } = readRecording(dataDir, sid);
+  const { events, warnings } = readRecording(dataDir, sid, new Set(["events"]));
   const summary: SessionSummary = {
     sid,
     command: [],
     counts: { command: 0, disk: 0, network: 0 },
     lost: { command: 0, disk: 0, network: 0 },
-    warnings: warnings.length,
+    warnings: 0,
   };
   for (const e of events) {
     if (e.event === "session.start") {
@@ -39,9 +45,9 @@ function summarize(dataDir: string, sid: string): SessionSummary {
       summary.end = e.time as string;
       summary.exitCode = e.exit_code as number;
       Object.assign(summary.lost, e.lost_events);
-    } else if (e.event === "session.command") summary.counts.command++;
-    else if (e.event === "session.disk") summary.counts.disk++;
-    else if (e.event === "session.network") summary.counts.network++;
+    }
   }
+  for (const kind of EVENT_KINDS) summary.counts[kind] = countEvents(dataDir, sid, KIND_EVENT[kind], warnings);
+  summary.warnings = warnings.length;
   return summary;
 }
