@@ -2,18 +2,20 @@
 /** esr: the command line. Each command only parses its options and calls lib/. */
 import { defineCommand } from "citty";
 import pkg from "../package.json" with { type: "json" };
-import { check } from "./check.ts";
-import { daemon } from "./daemon.ts";
-import { ls } from "./ls.ts";
-import { pam } from "./pam.ts";
-import { play } from "./play.ts";
-import { record } from "./record.ts";
-import { replay } from "./replay.ts";
 import { runCli } from "./run.ts";
 
+// Loaded on use: `esr record` and `esr pam` start faster without the other commands' modules.
 const main = defineCommand({
   meta: { name: "esr", version: pkg.version, description: "Enhanced session recorder: records every exec, connect and open of a session, as the kernel sees them" },
-  subCommands: { record, replay, ls, check, daemon, pam, play },
+  subCommands: {
+    record: () => import("./record.ts").then((m) => m.record),
+    replay: () => import("./replay.ts").then((m) => m.replay),
+    ls: () => import("./ls.ts").then((m) => m.ls),
+    check: () => import("./check.ts").then((m) => m.check),
+    daemon: () => import("./daemon.ts").then((m) => m.daemon),
+    pam: () => import("./pam.ts").then((m) => m.pam),
+    play: () => import("./play.ts").then((m) => m.play),
+  },
 });
 
 // No top-level await: `bun build --bytecode` (faster start) compiles to CommonJS.

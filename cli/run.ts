@@ -52,9 +52,9 @@ async function emptyValue(cmd: AnyCommand, args: string[]): Promise<string | und
 export async function runCli(main: AnyCommand, rawArgs: string[]) {
   const dashdash = rawArgs.indexOf("--");
   const own = dashdash >= 0 ? rawArgs.slice(0, dashdash) : rawArgs;
-  const subCommands = ((await resolve(main.subCommands)) ?? {}) as Record<string, AnyCommand>;
+  const subCommands = ((await resolve(main.subCommands)) ?? {}) as Record<string, AnyCommand | (() => Promise<AnyCommand>)>;
   const name = own.find((a) => !a.startsWith("-"));
-  const sub = name ? subCommands[name] : undefined;
+  const sub = name && Object.hasOwn(subCommands, name) ? await resolve(subCommands[name]) : undefined;
   try {
     if (own.includes("--help") || own.includes("-h") || own.length === 0) {
       await showUsage(sub ?? main, sub ? main : undefined);

@@ -48,8 +48,9 @@ for (const soname of ["libz.so.1", "libelf.so.1", "libbpf.so.1"]) {
   copyFileSync(realpathSync(found), join(build, "native", soname));
 }
 
+// A root audit tool must not pick up a .env or bunfig.toml from whatever directory it is run in.
 if (!process.argv.includes("--no-exe")) {
   mkdirSync(join(root, "dist"), { recursive: true });
-  await $`${process.execPath} build --compile --minify --bytecode --sourcemap=none ${join(root, "cli", "main.ts")} --outfile ${join(root, "dist", "esr")}`.quiet();
+  await $`${process.execPath} build --compile --minify --bytecode --sourcemap=none --no-compile-autoload-dotenv --no-compile-autoload-bunfig ${join(root, "cli", "main.ts")} --outfile ${join(root, "dist", "esr")}`.quiet();
   console.log(`built dist/esr (${(statSync(join(root, "dist", "esr")).size / 1e6).toFixed(1)} MB)`);
 }

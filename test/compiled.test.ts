@@ -4,6 +4,7 @@
  */
 import { expect, test } from "bun:test";
 import { existsSync, realpathSync } from "node:fs";
+import { join } from "node:path";
 import { ESR, tempDir } from "./harness.ts";
 
 test("records on a host without libbpf, libelf, libz, and with an empty PATH", () => {
@@ -21,4 +22,14 @@ test("records on a host without libbpf, libelf, libz, and with an empty PATH", (
   expect({ exit: r.exitCode, stderr: r.stderr.toString().replace(/esr: session \S+\n/, "") }).toEqual({ exit: 0, stderr: "" });
   expect(r.stdout.toString()).toContain("compiled-ok");
   expect(r.stdout.toString()).toMatch(/root +1 +0 +0 +0 +\/bin\/echo compiled-ok/);
+});
+
+test("a .env or bunfig.toml in the directory esr runs from is not loaded", () => {
+  const dir = tempDir();
+  Bun.write(join(dir, ".env"), "ESR_PLANTED=from-dotenv\n");
+  Bun.write(join(dir, "bunfig.toml"), 'preload = ["./evil.ts"]\n');
+  Bun.write(join(dir, "evil.ts"), 'console.log("PRELOADED");\n');
+  const r = Bun.spawnSync([ESR, "record", "-q", "--data-dir", tempDir(), "--events", "command", "--", "bash", "-c", "echo planted=${ESR_PLANTED:-no}"], { cwd: dir });
+  expect(r.exitCode).toBe(0);
+  expect(r.stdout.toString()).toBe("planted=no\n");
 });
