@@ -11,13 +11,34 @@ import { gunzipSync } from "node:zlib";
 import { Gunzip } from "fflate";
 
 const LEVEL = 3;
-/** A burst is compressed in members of about this much, so no single flush stalls the event loop. */
-const MAX_PENDING_CHARS = 1 << 20;
+/** A burst is written in pieces of about this much, so no single write stalls the event loop. */
+const MAX_BATCH_CHARS = 1 << 20;
+
+/** Text gathered until it is written; `add` says when it has grown to the size of one write. */
+export class TextBatch {
+  private parts: string[] = [];
+  private chars = 0;
+
+  /** Adds text; true when the batch should be written now. */
+  add(text: string): boolean {
+    this.parts.push(text);
+    this.chars += text.length;
+    return this.chars >= MAX_BATCH_CHARS;
+  }
+
+  /** All of it, emptying the batch; undefined when there is nothing. */
+  take(): string | undefined {
+    if (this.parts.length === 0) return undefined;
+    const text = this.parts.join("");
+    this.parts = [];
+    this.chars = 0;
+    return text;
+  }
+}
 
 export class GzipMemberFile {
   private readonly fd: number;
-  private pending: string[] = [];
-  private pendingChars = 0;
+  private readonly batch = new TextBatch();
 
   /** `latin1` when what is appended is raw bytes, one character per byte (a terminal's output). */
   constructor(
@@ -31,22 +52,13 @@ export class GzipMemberFile {
   }
 
   append(line: string) {
-    this.pending.push(line);
-    this.pendingChars += line.length;
-    if (this.pendingChars >= MAX_PENDING_CHARS) this.flush();
-  }
-
-  get hasPending(): boolean {
-    return this.pending.length > 0;
+    if (this.batch.add(line)) this.flush();
   }
 
   /** Writes what was appended since the last flush as one gzip member. */
   flush() {
-    if (this.pending.length === 0) return;
-    const member = Bun.gzipSync(Buffer.from(this.pending.join(""), this.encoding), { level: LEVEL });
-    this.pending = [];
-    this.pendingChars = 0;
-    writeAll(this.fd, member);
+    const text = this.batch.take();
+    if (text !== undefined) writeAll(this.fd, Bun.gzipSync(Buffer.from(text, this.encoding), { level: LEVEL }));
   }
 
   close() {

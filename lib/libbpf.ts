@@ -46,7 +46,6 @@ const libbpfSymbols = {
   bpf_program__section_name: { args: ["ptr"], returns: "cstring" },
   bpf_program__attach: { args: ["ptr"], returns: "ptr" },
   bpf_program__set_autoload: { args: ["ptr", "bool"], returns: "i32" },
-  bpf_program__attach_cgroup: { args: ["ptr", "i32"], returns: "ptr" },
   bpf_link__destroy: { args: ["ptr"], returns: "i32" },
   bpf_map_update_elem: { args: ["i32", "ptr", "ptr", "u64"], returns: "i32" },
   bpf_map_lookup_elem: { args: ["i32", "ptr", "ptr"], returns: "i32" },

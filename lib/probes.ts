@@ -19,8 +19,6 @@ export interface ProbeOptions {
   sliceLevel: number;
   /** Ring buffer size per kind, in pages (Teleport's *_buffer_size). */
   bufferPages: Record<EventKind, number>;
-  /** Open fd of the cgroup that holds every session slice, for programs attached to a cgroup. */
-  slicesParentFd: number;
 }
 
 const PAGE_SIZE = 4096;
@@ -68,13 +66,14 @@ export class ProbeSet {
         else if (name === "per_cpu_scratch") check(bpf.bpf_map__set_max_entries(map, cpus), "cannot size the scratch map");
         else if (name.endsWith(".rodata.esr")) setSliceLevel(map, opts.sliceLevel);
       }
-      const enabled: Pointer[] = [];
+      const enabled: { prog: Pointer; name: string; kind: EventKind }[] = [];
       for (const prog of programs(obj)) {
-        const kind = kindOf(cString(bpf.bpf_program__name(prog)));
+        const name = cString(bpf.bpf_program__name(prog));
+        const kind = kindOf(name);
         check(bpf.bpf_program__set_autoload(prog, wanted.has(kind)), "cannot select the BPF programs");
-        if (wanted.has(kind)) enabled.push(prog);
+        if (wanted.has(kind)) enabled.push({ prog, name, kind });
       }
-      for (const kind of wanted) if (!enabled.some((p) => kindOf(cString(bpf.bpf_program__name(p))) === kind)) throw new EsrError(`${kind} events are not built into this esr`);
+      for (const kind of wanted) if (!enabled.some((p) => p.kind === kind)) throw new EsrError(`${kind} events are not built into this esr`);
       const loadErr = bpf.bpf_object__load(obj);
       if (loadErr < 0) throw loadError(opts.kinds, -loadErr);
       for (const map of maps(obj)) {
@@ -82,10 +81,10 @@ export class ProbeSet {
         if (name === "sessions") (set as { sessionsFd: number }).sessionsFd = bpf.bpf_map__fd(map);
         for (const kind of wanted) if (name === `${kind}_events`) set.ringFds.set(kind, bpf.bpf_map__fd(map));
       }
-      for (const prog of enabled) {
-        set.links.push(attach(prog, opts.slicesParentFd));
-        const name = cString(bpf.bpf_program__name(prog));
-        set.attached.push({ kind: kindOf(name), name, section: cString(bpf.bpf_program__section_name(prog)) });
+      for (const { prog, name, kind } of enabled) {
+        const section = cString(bpf.bpf_program__section_name(prog));
+        set.links.push(checkPtr(bpf.bpf_program__attach(prog), `cannot attach BPF program ${name} (${section})`));
+        set.attached.push({ kind, name, section });
       }
     } catch (err) {
       set.close();
@@ -136,13 +135,6 @@ function setSliceLevel(map: Pointer, level: number) {
   new DataView(toArrayBuffer(data, 0, 4)).setUint32(0, level, true);
 }
 
-function attach(prog: Pointer, slicesParentFd: number): Pointer {
-  const bpf = libbpf();
-  const section = cString(bpf.bpf_program__section_name(prog));
-  const name = cString(bpf.bpf_program__name(prog));
-  const link = section.startsWith("cgroup/") ? bpf.bpf_program__attach_cgroup(prog, slicesParentFd) : bpf.bpf_program__attach(prog);
-  return checkPtr(link, `cannot attach BPF program ${name} (${section})`);
-}
 
 /** A program's event kind: the prefix of its name (scripts/build.ts checks every program has one). */
 function kindOf(program: string): EventKind {

@@ -2,9 +2,8 @@
  * A recorder: one set of BPF programs and ring buffers, and the sessions it records. Adding a
  * session is a map update; `esr record` holds one session, `esr daemon` many (SPEC §7).
  */
-import { closeSync, openSync } from "node:fs";
 import type { EventKind } from "./config.ts";
-import { type CgroupRoot, type CgroupSlice, prepareCgroupRoot, removeStaleSlices, slicesParent } from "./cgroup-slice.ts";
+import { type CgroupRoot, type CgroupSlice, prepareCgroupRoot, removeStaleSlices } from "./cgroup-slice.ts";
 import { decodeConnect, decodeExec, decodeOpen, type ConnectRecord, type ExecRecord, type LostCounts, type OpenRecord } from "./kernel-events.ts";
 import { ProbeSet } from "./probes.ts";
 import { RingReader } from "./ring-reader.ts";
@@ -33,21 +32,19 @@ const DRAIN_BUDGET = 4096;
 
 export class Recorder {
   private readonly sinks = new Map<bigint, SessionSink>();
-  private readonly readers: { kind: EventKind; reader: RingReader }[] = [];
+  private readonly readers: RingReader[] = [];
   /** Decoded, not yet handed to sessions: merged across rings in kernel-time order. */
   private pending: KernelEvent[] = [];
-  private readonly lastSeen = new Map<EventKind, bigint>();
   private readonly timer: ReturnType<typeof setInterval>;
   private closed = false;
 
   private constructor(
     readonly probes: ProbeSet,
-    private readonly parentFd: number,
     private readonly onFailure: (err: unknown) => void,
     /** Slices of dead recorders this one removed when it started. */
     readonly staleSlicesRemoved: string[],
   ) {
-    for (const [kind, fd] of probes.ringFds) this.readers.push({ kind, reader: new RingReader(fd, this.decoder(kind)) });
+    for (const [kind, fd] of probes.ringFds) this.readers.push(new RingReader(fd, this.decoder(kind)));
     this.timer = setInterval(() => this.drainSome(), DRAIN_INTERVAL_MS);
   }
 
@@ -55,14 +52,8 @@ export class Recorder {
   static start(opts: RecorderOptions): Recorder {
     const sliceLevel = prepareCgroupRoot(opts);
     const stale = removeStaleSlices(opts);
-    const parentFd = openSync(slicesParent(opts), "r");
-    try {
-      const probes = ProbeSet.load({ kinds: opts.kinds, sliceLevel, bufferPages: opts.bufferPages, slicesParentFd: parentFd });
-      return new Recorder(probes, parentFd, opts.onFailure, stale);
-    } catch (err) {
-      closeSync(parentFd);
-      throw err;
-    }
+    const probes = ProbeSet.load({ kinds: opts.kinds, sliceLevel, bufferPages: opts.bufferPages });
+    return new Recorder(probes, opts.onFailure, stale);
   }
 
   add(slice: CgroupSlice, kinds: EventKind[], sink: SessionSink) {
@@ -79,14 +70,9 @@ export class Recorder {
     return lost;
   }
 
-  /** What the kernel could not deliver so far for a session. */
-  lost(slice: CgroupSlice): LostCounts {
-    return this.probes.lost(slice.id);
-  }
-
   /** Drains every ring until it is empty, and hands everything to the sessions. */
   drainAll() {
-    for (const { reader } of this.readers) while (reader.drain(DRAIN_BUDGET) === DRAIN_BUDGET);
+    for (const reader of this.readers) while (reader.drain(DRAIN_BUDGET) === DRAIN_BUDGET);
     this.dispatch(undefined);
   }
 
@@ -94,22 +80,22 @@ export class Recorder {
     if (this.closed) return;
     this.closed = true;
     clearInterval(this.timer);
-    for (const { reader } of this.readers) reader.close();
+    for (const reader of this.readers) reader.close();
     this.probes.close();
-    closeSync(this.parentFd);
   }
 
   private drainSome() {
     try {
       // Anything the kernel stamped before this instant is in a ring by now, unless a ring is too
       // full to empty in one turn: then its unread events may be older than what the others gave.
-      let cutoff: bigint | undefined = bootTimeNs();
+      let cutoff = bootTimeNs();
       let more = false;
-      for (const { kind, reader } of this.readers) {
+      for (const reader of this.readers) {
         if (reader.drain(DRAIN_BUDGET) < DRAIN_BUDGET) continue;
         more = true;
-        const last = this.lastSeen.get(kind);
-        if (last !== undefined && last < cutoff) cutoff = last;
+        // Rings are drained one after the other: the last pending event is this ring's newest.
+        const last = this.pending[this.pending.length - 1]!.rec.ktimeNs;
+        if (last < cutoff) cutoff = last;
       }
       this.dispatch(cutoff);
       // A full batch means a busy ring: come back at once, after letting the loop breathe.
@@ -139,10 +125,7 @@ export class Recorder {
   }
 
   private decoder(kind: EventKind): (bytes: Uint8Array) => void {
-    const push = (e: KernelEvent) => {
-      this.pending.push(e);
-      this.lastSeen.set(kind, e.rec.ktimeNs);
-    };
+    const push = (e: KernelEvent) => this.pending.push(e);
     switch (kind) {
       case "command":
         return (bytes) => push({ kind, rec: decodeExec(bytes) });

@@ -8,13 +8,15 @@
 import { appendFileSync } from "node:fs";
 import { join } from "node:path";
 import type { AuditLog } from "./audit-log.ts";
-import { GzipMemberFile } from "./gzip-members.ts";
-import type { AuditEvent, PrintEvent } from "./schema.ts";
+import { GzipMemberFile, TextBatch } from "./gzip-members.ts";
+import { KIND_EVENT, type AuditEvent, type PrintEvent } from "./schema.ts";
 
 /** The index type (and file name part) of the file an event goes to. */
 function fileTypeOf(event: string): string {
-  return event === "session.command" || event === "session.disk" || event === "session.network" ? event : "events";
+  return ENHANCED_EVENTS.has(event) ? event : "events";
 }
+
+const ENHANCED_EVENTS = new Set<string>(Object.values(KIND_EVENT));
 
 /** The index type of the terminal output file (Teleport's name). */
 export const CHUNKS_TYPE = "chunks";
@@ -28,12 +30,10 @@ export function indexFileName(sid: string): string {
   return `${sid}.index`;
 }
 
-const MAX_LOG_BATCH_CHARS = 1 << 20;
-
 export class SessionWriter {
   private readonly files = new Map<string, GzipMemberFile>();
-  private logLines: string[] = [];
-  private logChars = 0;
+  /** events.log lines, written in bounded pieces like the gzip members. */
+  private readonly logBatch = new TextBatch();
   private nextEi = 0;
 
   constructor(
@@ -50,11 +50,7 @@ export class SessionWriter {
     const line = `${JSON.stringify(event)}\n`;
     this.file(fileTypeOf(event.event)).append(line);
     if (event.event === "print") return;
-    this.logLines.push(line);
-    this.logChars += line.length;
-    // Like the gzip members: a burst is written in bounded pieces, so no write stalls the event loop
-    // long enough for a ring buffer to fill.
-    if (this.logChars >= MAX_LOG_BATCH_CHARS) this.flushLog();
+    if (this.logBatch.add(line)) this.flushLog();
   }
 
   /** Raw terminal output, the bytes that print events point into. */
@@ -68,11 +64,8 @@ export class SessionWriter {
   }
 
   private flushLog() {
-    if (this.logLines.length === 0) return;
-    const lines = this.logLines.join("");
-    this.logLines = [];
-    this.logChars = 0;
-    this.log.append(lines);
+    const lines = this.logBatch.take();
+    if (lines !== undefined) this.log.append(lines);
   }
 
   close() {

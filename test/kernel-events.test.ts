@@ -4,7 +4,7 @@
  * what the test knows about those processes.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { mkdirSync, openSync, closeSync, statSync } from "node:fs";
+import { mkdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { CgroupSlice, prepareCgroupRoot, slicesParent } from "../lib/cgroup-slice.ts";
 import { decodeExec, type ExecRecord } from "../lib/kernel-events.ts";
@@ -14,14 +14,12 @@ import { RingReader } from "../lib/ring-reader.ts";
 const root = { cgroupPath: "/cgroup2", rootPath: `/esr-test-decoder-${process.pid}` };
 let probes: ProbeSet;
 let reader: RingReader;
-let parentFd: number;
 let slice: CgroupSlice;
 const records: ExecRecord[] = [];
 
 beforeAll(() => {
   const sliceLevel = prepareCgroupRoot(root);
-  parentFd = openSync(slicesParent(root), "r");
-  probes = ProbeSet.load({ kinds: ["command"], sliceLevel, bufferPages: { command: 8, disk: 8, network: 8 }, slicesParentFd: parentFd });
+  probes = ProbeSet.load({ kinds: ["command"], sliceLevel, bufferPages: { command: 8, disk: 8, network: 8 } });
   reader = new RingReader(probes.ringFds.get("command")!, (bytes) => records.push(decodeExec(bytes)));
   slice = CgroupSlice.create(root, "decoder");
   probes.addSession(slice.id, ["command"]);
@@ -30,7 +28,6 @@ beforeAll(() => {
 afterAll(() => {
   reader?.close();
   probes?.close();
-  closeSync(parentFd);
   slice?.remove();
   Bun.spawnSync(["rmdir", slicesParent(root)]);
 });
