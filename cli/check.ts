@@ -2,7 +2,7 @@ import { defineCommand } from "citty";
 import { EsrError } from "../lib/errors.ts";
 import { hostChecks } from "../lib/host-checks.ts";
 import { cliConfig, configArg } from "./common.ts";
-import { socketArg } from "./daemon.ts";
+import { socketArg } from "./pam.ts";
 
 export const check = defineCommand({
   meta: { name: "check", description: "Say, item by item, whether this host can record" },

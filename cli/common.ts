@@ -2,12 +2,24 @@
 import { existsSync, statSync, type Stats } from "node:fs";
 import { isAbsolute, resolve } from "node:path";
 import { ConfigError, defaultConfig, loadConfig, type EsrConfig } from "../lib/config.ts";
+import { EsrError } from "../lib/errors.ts";
 
 export const DEFAULT_CONFIG_FILE = "/etc/esr.yaml";
 
 export const configArg = {
   config: { type: "string", valueHint: "FILE", description: `Teleport-style config file; repeat to add files (default ${DEFAULT_CONFIG_FILE} when it exists)` },
 } as const;
+
+export const sidArg = {
+  sid: { type: "positional", required: false, description: "session id (esr ls lists them)" },
+} as const;
+
+/** The session id a command was given, exactly one; a usage error otherwise. */
+export function requireSid(command: string, args: { sid?: string; _: string[] }): string {
+  if (!args.sid) throw new EsrError(`${command}: which session? (esr ${command} <sid>; esr ls lists them)`, 2);
+  if (args._.length > 1) throw new EsrError(`${command}: unexpected argument ${JSON.stringify(args._[1])}`, 2);
+  return args.sid;
+}
 
 export const dataDirArg = {
   "data-dir": { type: "string", valueHint: "DIR", description: "where recordings are (default: teleport.data_dir, else /var/lib/esr)" },

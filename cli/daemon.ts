@@ -4,10 +4,7 @@ import { DEFAULT_SOCKET } from "../lib/daemon-protocol.ts";
 import { EsrError } from "../lib/errors.ts";
 import { requireRecordingHost } from "../lib/host-checks.ts";
 import { cliConfig, configArg, dataDirArg } from "./common.ts";
-
-export const socketArg = {
-  socket: { type: "string", valueHint: "PATH", description: `the daemon's unix socket (default ${DEFAULT_SOCKET})` },
-} as const;
+import { socketArg } from "./pam.ts";
 
 export const daemon = defineCommand({
   meta: { name: "daemon", description: "Record every OpenSSH login of this host, in the foreground (esr pam asks it; see README)" },

@@ -1,28 +1,28 @@
 import { defineCommand } from "citty";
 import { EsrError } from "../lib/errors.ts";
 import { playFrames, TERMINAL_RESET } from "../lib/play.ts";
+import { terminalSizeText } from "../lib/schema.ts";
 import { readTerminalRecording } from "../lib/terminal-recording.ts";
-import { cliConfig, configArg, dataDirArg } from "./common.ts";
+import { cliConfig, configArg, dataDirArg, requireSid, sidArg } from "./common.ts";
 import { fail } from "./run.ts";
 
 export const play = defineCommand({
   meta: { name: "play", description: "Play a session's terminal output at the pace it was recorded" },
   args: {
-    sid: { type: "positional", required: false, description: "session id (esr ls lists them)" },
+    ...sidArg,
     ...configArg,
     ...dataDirArg,
     speed: { type: "string", valueHint: "N", description: "play N times as fast (default 1)" },
     "skip-idle": { type: "boolean", description: "shorten pauses longer than 0.5 s to 0.5 s" },
   },
   async run({ args }) {
-    if (!args.sid) throw new EsrError("play: which session? (esr play <sid>; esr ls lists them)", 2);
-    if (args._.length > 1) throw new EsrError(`play: unexpected argument ${JSON.stringify(args._[1])}`, 2);
+    const sid = requireSid("play", args);
     const speed = args.speed === undefined ? 1 : Number(args.speed);
     if (!(speed > 0 && Number.isFinite(speed))) throw new EsrError(`play: --speed must be a positive number, not ${JSON.stringify(args.speed)}`, 2);
     const config = cliConfig(process.argv, args["data-dir"]);
-    const { frames, size, warnings } = readTerminalRecording(config.dataDir, args.sid);
+    const { frames, size, warnings } = readTerminalRecording(config.dataDir, sid);
     if (process.stdout.isTTY) {
-      const here = `${process.stdout.columns}:${process.stdout.rows}`;
+      const here = terminalSizeText({ cols: process.stdout.columns, rows: process.stdout.rows });
       if (size && size !== here) process.stderr.write(`esr: recorded on a ${size.replace(":", "x")} terminal, this one is ${here.replace(":", "x")}\n`);
       // Stopped half-way, a full-screen program's modes would stay on in the reviewer's terminal.
       process.once("SIGINT", () => {

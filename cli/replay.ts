@@ -6,7 +6,7 @@ import { readRecording } from "../lib/recording.ts";
 import { formatEventLines, formatTtyReplay, painter } from "../lib/replay-format.ts";
 import { KIND_EVENT } from "../lib/schema.ts";
 import { readTerminalRecording } from "../lib/terminal-recording.ts";
-import { cliConfig, configArg, dataDirArg } from "./common.ts";
+import { cliConfig, configArg, dataDirArg, requireSid, sidArg } from "./common.ts";
 
 /** --type values and the index types they select. */
 const TYPE_FILES: Record<string, string> = { session: "events", ...Object.fromEntries(EVENT_KINDS.map((k) => [k, KIND_EVENT[k]])) };
@@ -14,7 +14,7 @@ const TYPE_FILES: Record<string, string> = { session: "events", ...Object.fromEn
 export const replay = defineCommand({
   meta: { name: "replay", description: "Print every recorded event of a session, in order" },
   args: {
-    sid: { type: "positional", required: false, description: "session id (esr ls lists them)" },
+    ...sidArg,
     ...configArg,
     ...dataDirArg,
     format: { type: "string", valueHint: "text|json", description: "text: one aligned line per event; json: the events as stored (default text)" },
@@ -23,8 +23,7 @@ export const replay = defineCommand({
     tree: { type: "boolean", description: "the session's processes as a tree: pid, argv, return code, connects and opens" },
   },
   run({ args }) {
-    if (!args.sid) throw new EsrError("replay: which session? (esr replay <sid>; esr ls lists them)", 2);
-    if (args._.length > 1) throw new EsrError(`replay: unexpected argument ${JSON.stringify(args._[1])}`, 2);
+    const sid = requireSid("replay", args);
     const format = args.format ?? "text";
     if (format !== "text" && format !== "json") throw new EsrError(`replay: --format must be text or json, not ${JSON.stringify(format)}`, 2);
     if (args.tty && args.tree) throw new EsrError("replay: --tty and --tree are two different views; choose one", 2);
@@ -40,12 +39,12 @@ export const replay = defineCommand({
       );
     }
     const config = cliConfig(process.argv, args["data-dir"]);
-    const { events, warnings } = readRecording(config.dataDir, args.sid, types);
+    const { events, warnings } = readRecording(config.dataDir, sid, types);
     const paint = painter(Boolean(process.stdout.isTTY) && !process.env.NO_COLOR);
     let lines: string[];
     if (args.tree) lines = formatProcessTree(buildProcessTree(events), paint);
     else if (args.tty) {
-      const terminal = readTerminalRecording(config.dataDir, args.sid);
+      const terminal = readTerminalRecording(config.dataDir, sid);
       // Both read the session's events file: a damage in it is reported once.
       for (const w of terminal.warnings) if (!warnings.includes(w)) warnings.push(w);
       lines = formatTtyReplay(events, terminal.frames, paint);

@@ -2,7 +2,7 @@
  * Runs a citty command tree the way an audit tool must behave: `--help` anywhere before `--`,
  * unknown flags rejected, and every failure one line on stderr with a non-zero exit.
  */
-import { type ArgsDef, type CommandDef, runCommand, showUsage } from "citty";
+import { type ArgDef, type ArgsDef, type CommandDef, runCommand, showUsage } from "citty";
 import { EsrError, errorMessage } from "../lib/errors.ts";
 
 type AnyCommand = CommandDef<ArgsDef>;
@@ -11,14 +11,21 @@ async function resolve<T>(v: T | (() => T | Promise<T>) | Promise<T> | undefined
   return typeof v === "function" ? await (v as () => T | Promise<T>)() : await v;
 }
 
+/** The names and aliases of a command's options (those `keep` accepts). */
+async function optionNames(cmd: AnyCommand, keep: (def: ArgDef) => boolean = () => true): Promise<Set<string>> {
+  const names = new Set<string>();
+  for (const [name, def] of Object.entries((await resolve(cmd.args)) ?? {})) {
+    if (!keep(def)) continue;
+    names.add(name);
+    for (const alias of [("alias" in def && def.alias) || []].flat()) names.add(alias);
+  }
+  return names;
+}
+
 /** Flags before `--` that the command does not define. */
 async function unknownFlags(cmd: AnyCommand, args: string[]): Promise<string[]> {
-  const defs = (await resolve(cmd.args)) ?? {};
-  const known = new Set<string>(["help", "h"]);
-  for (const [name, def] of Object.entries(defs)) {
-    known.add(name);
-    for (const alias of [("alias" in def && def.alias) || []].flat()) known.add(alias);
-  }
+  const known = await optionNames(cmd);
+  known.add("help").add("h");
   return args.filter((a) => a.startsWith("-") && a !== "-").map((a) => a.replace(/^--?(no-)?/, "").split("=")[0]!).filter((name) => !known.has(name));
 }
 
@@ -27,13 +34,7 @@ async function unknownFlags(cmd: AnyCommand, args: string[]): Promise<string[]> 
  * option, or empty (`--login ""` must not quietly mean "the default").
  */
 async function emptyValue(cmd: AnyCommand, args: string[]): Promise<string | undefined> {
-  const defs = (await resolve(cmd.args)) ?? {};
-  const takesValue = new Set<string>();
-  for (const [name, def] of Object.entries(defs)) {
-    if (def.type !== "string") continue;
-    takesValue.add(name);
-    for (const alias of [("alias" in def && def.alias) || []].flat()) takesValue.add(alias);
-  }
+  const takesValue = await optionNames(cmd, (def) => def.type === "string");
   for (let i = 0; i < args.length; i++) {
     const a = args[i]!;
     const m = /^--?([^=]+)(=(.*))?$/.exec(a);

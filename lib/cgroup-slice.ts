@@ -10,6 +10,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, statSync, 
 import { join, posix } from "node:path";
 import { EsrError, errorMessage } from "./errors.ts";
 import { mountFs } from "./libc.ts";
+import { processStat } from "./proc.ts";
 
 export const OWNERS_DIR = "/run/esr/slices";
 
@@ -93,7 +94,7 @@ export class CgroupSlice {
     }
     const slice = new CgroupSlice(path, statSync(path, { bigint: true }).ino);
     mkdirSync(OWNERS_DIR, { recursive: true, mode: 0o700 });
-    writeFileSync(slice.ownerFile, `${process.pid} ${processStartTime(process.pid)} ${path}\n`, { mode: 0o600 });
+    writeFileSync(slice.ownerFile, `${process.pid} ${ownStartTime()} ${path}\n`, { mode: 0o600 });
     return slice;
   }
 
@@ -202,17 +203,15 @@ function ownerAlive(ownerFile: string): boolean {
     return false;
   }
   const [pid, start] = text.split(" ");
-  return !!pid && processStartTime(Number(pid)) === start;
+  return !!pid && processStat(Number(pid))?.startTime === start;
 }
 
-/** Field 22 of /proc/PID/stat: tells a live recorder from a reused pid. */
-function processStartTime(pid: number): string | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19];
-  } catch {
-    return undefined;
-  }
+let startTime: string | undefined;
+
+/** This process's start time, which tells a live recorder from a later process with its pid. */
+function ownStartTime(): string | undefined {
+  startTime ??= processStat(process.pid)?.startTime;
+  return startTime;
 }
 
 function childCgroups(path: string): string[] {

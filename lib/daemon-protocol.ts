@@ -19,7 +19,6 @@ export interface HookRequest {
   /** PAM_USER: the account logging in */
   user: string;
   /** PAM_SERVICE */
-  service: string;
   /** SSH_AUTH_INFO_0 as sshd put it in the PAM environment; empty when it did not */
   authInfo: string;
 }
@@ -32,12 +31,11 @@ export function encodeLine(message: HookRequest | DaemonReply): string {
 
 export function parseRequest(line: string): HookRequest {
   const value = parseObject(line, "request");
-  const { type, user, service, authInfo } = value;
+  const { type, user, authInfo } = value;
   if (!(PAM_TYPES as readonly unknown[]).includes(type)) throw new EsrError(`bad request: type must be one of ${PAM_TYPES.join(", ")}`);
   if (typeof user !== "string" || user === "") throw new EsrError("bad request: user must be a non-empty string");
-  if (typeof service !== "string") throw new EsrError("bad request: service must be a string");
   if (typeof authInfo !== "string") throw new EsrError("bad request: authInfo must be a string");
-  return { type: type as PamType, user, service, authInfo };
+  return { type: type as PamType, user, authInfo };
 }
 
 export function parseReply(line: string): DaemonReply {

@@ -18,7 +18,8 @@ import { EsrError, errorMessage } from "./errors.ts";
 import type { PeerCredentials } from "./libc.ts";
 import { Recorder } from "./recorder.ts";
 import { RecordedSession } from "./session.ts";
-import { authInfoFields, loginUidOf, processStat, tcpConnectionOf } from "./ssh-login.ts";
+import { processStat } from "./proc.ts";
+import { authInfoFields, loginUidOf, tcpConnectionOf } from "./ssh-login.ts";
 
 export interface DaemonOptions {
   config: EsrConfig;

@@ -24,7 +24,7 @@ export function hookRequest(environ: string[]): HookRequest {
   if (!(PAM_TYPES as readonly string[]).includes(type)) throw new EsrError(`PAM_TYPE ${JSON.stringify(type)}: esr pam belongs in the session stack (session required pam_exec.so …/esr pam)`, 2);
   const user = env.get("PAM_USER");
   if (!user) throw new EsrError("PAM_USER is not set", 2);
-  return { type: type as PamType, user, service: env.get("PAM_SERVICE") ?? "", authInfo: env.get("SSH_AUTH_INFO_0") ?? "" };
+  return { type: type as PamType, user, authInfo: env.get("SSH_AUTH_INFO_0") ?? "" };
 }
 
 /** This process's environment as the kernel holds it, duplicates and order included. */

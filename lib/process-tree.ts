@@ -3,7 +3,7 @@
  * exec's pid and ppid — with every exec of a process (a failed one, or `exec` replacing it), and
  * its connects and opens under it.
  */
-import { destinationText, type Paint, returnCodeText, shellQuote } from "./replay-format.ts";
+import { commandText, destinationText, openText, type Paint, returnCodeText } from "./replay-format.ts";
 import type { AuditEvent } from "./schema.ts";
 
 export interface ProcessNode {
@@ -74,7 +74,7 @@ export function formatProcessTree(roots: ProcessNode[], paint: Paint): string[] 
 function execText(e: AuditEvent, paint: Paint): string {
   const rc = e.return_code;
   const failed = typeof rc === "number" && rc < 0;
-  const command = shellQuote([String(e.path), ...((e.argv as string[]) ?? [])]);
+  const command = commandText(e);
   return `${paint(failed ? "red" : "bold", command)} ${paint(failed ? "red" : "green", `= ${returnCodeText(rc)}`)}`;
 }
 
@@ -85,7 +85,7 @@ function activityLines(activity: AuditEvent[], paint: Paint): [string, number][]
     const text =
       e.event === "session.network"
         ? paint("magenta", `connect ${e.src_addr} -> ${destinationText(e)}`)
-        : paint("cyan", `open ${shellQuote([String(e.path)])} flags=0x${Number(e.flags).toString(16)} = ${returnCodeText(e.return_code)}`);
+        : paint("cyan", openText(e));
     counts.set(text, (counts.get(text) ?? 0) + 1);
   }
   return [...counts];

@@ -5,13 +5,12 @@
  */
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { AuditLog } from "./audit-log.ts";
+import { AuditLog, UUID_RE } from "./audit-log.ts";
 import { EsrError, errorMessage } from "./errors.ts";
 import { countLines, gunzipMemberBytes, gunzipMembers } from "./gzip-members.ts";
 import type { AuditEvent } from "./schema.ts";
 import { CHUNKS_TYPE, indexFileName } from "./session-writer.ts";
 
-const SID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export interface Recording {
   sid: string;
@@ -26,7 +25,7 @@ interface IndexEntry {
 }
 
 export function checkSessionId(sid: string) {
-  if (!SID_RE.test(sid)) throw new EsrError(`invalid session id ${JSON.stringify(sid)}: expected a UUID such as 86aca627-971d-4883-854d-d309ba04c658`);
+  if (!UUID_RE.test(sid)) throw new EsrError(`invalid session id ${JSON.stringify(sid)}: expected a UUID such as 86aca627-971d-4883-854d-d309ba04c658`);
 }
 
 /** Reads a session's events; `types` limits it to some index types ("events", "session.command", …). */
@@ -122,7 +121,7 @@ export function listSessionIds(dataDir: string): { sid: string; mtimeMs: number 
   const { sessionsDir } = AuditLog.read(dataDir);
   if (!existsSync(sessionsDir)) return [];
   return readdirSync(sessionsDir)
-    .filter((name) => name.endsWith(".index"))
-    .map((name) => ({ sid: name.slice(0, -".index".length), mtimeMs: statSync(join(sessionsDir, name)).mtimeMs }))
-    .filter(({ sid }) => SID_RE.test(sid));
+    .map((name) => ({ name, sid: name.replace(/\.index$/, "") }))
+    .filter(({ name, sid }) => name === indexFileName(sid) && UUID_RE.test(sid))
+    .map(({ name, sid }) => ({ sid, mtimeMs: statSync(join(sessionsDir, name)).mtimeMs }));
 }

@@ -16,6 +16,16 @@ export function returnCodeText(rc: unknown): string {
   return name ? `${rc} ${name}` : String(rc);
 }
 
+/** An exec as it would be typed: the path and the arguments. */
+export function commandText(e: AuditEvent): string {
+  return shellQuote([String(e.path), ...((e.argv as string[]) ?? [])]);
+}
+
+/** An open: the path, the flags and what it returned. */
+export function openText(e: AuditEvent): string {
+  return `open ${shellQuote([String(e.path)])} flags=0x${Number(e.flags).toString(16)} = ${returnCodeText(e.return_code)}`;
+}
+
 /**
  * An argument list as a shell would need it typed, so spaces, quotes and control characters stay
  * visible: plain words as they are, others in '…', and any with control characters in $'…'.
@@ -52,11 +62,11 @@ function details(e: AuditEvent): string {
       return `exit=${e.exit_code} lost=${lostText} enhanced_recording=${e.enhanced_recording}`;
     }
     case "session.command":
-      return `${shellQuote([String(e.path), ...((e.argv as string[]) ?? [])])}  [ppid ${e.ppid}, ${e.program}] = ${returnCodeText(e.return_code)}`;
+      return `${commandText(e)}  [ppid ${e.ppid}, ${e.program}] = ${returnCodeText(e.return_code)}`;
     case "session.network":
       return `${e.program} ${e.src_addr} -> ${destinationText(e)}`;
     case "session.disk":
-      return `${e.program} open ${shellQuote([String(e.path)])} flags=0x${Number(e.flags).toString(16)} = ${returnCodeText(e.return_code)}`;
+      return `${e.program} ${openText(e)}`;
     case "resize":
       return `size=${e.size}`;
     case "print":

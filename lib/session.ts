@@ -86,11 +86,16 @@ export class RecordedSession {
     }, FLUSH_INTERVAL_MS);
   }
 
+  /** Whether BPF records this session (a recorder was given). */
+  get enhanced(): boolean {
+    return this.opts.recorder !== undefined;
+  }
+
   /** Creates the slice, registers it and writes session.start; processes may then enter the slice. */
   static begin(opts: SessionOptions): RecordedSession {
     const session = new RecordedSession(opts);
     try {
-      const enhanced = opts.recorder !== undefined;
+      const { enhanced } = session;
       session.writer.write({
         ...sessionStartEvent(session.identity, session.writer.index(), { initialCommand: opts.initialCommand, size: opts.size, events: enhanced ? opts.events : [], enhancedRecording: enhanced }, session.start),
         ...opts.startFields,
@@ -136,8 +141,7 @@ export class RecordedSession {
       this.fail(err);
     }
     try {
-      const enhanced = this.opts.recorder !== undefined;
-      this.writer.write(sessionEndEvent(this.identity, this.writer.index(), { initialCommand: this.opts.initialCommand, interactive: this.opts.interactive, enhancedRecording: enhanced, start: this.start, exitCode: opts.exitCode, lost }));
+      this.writer.write(sessionEndEvent(this.identity, this.writer.index(), { initialCommand: this.opts.initialCommand, interactive: this.opts.interactive, enhancedRecording: this.enhanced, start: this.start, exitCode: opts.exitCode, lost }));
     } catch (err) {
       this.fail(err);
     }
