@@ -1,6 +1,7 @@
 import { defineCommand } from "citty";
 import { EsrError } from "../lib/errors.ts";
 import { playFrames, TERMINAL_RESET } from "../lib/play.ts";
+import { SessionFiles } from "../lib/recording.ts";
 import { terminalSizeText } from "../lib/schema.ts";
 import { readTerminalRecording } from "../lib/terminal-recording.ts";
 import { cliConfig, configArg, dataDirArg, requireSid, sidArg } from "./common.ts";
@@ -20,7 +21,7 @@ export const play = defineCommand({
     const speed = args.speed === undefined ? 1 : Number(args.speed);
     if (!(speed > 0 && Number.isFinite(speed))) throw new EsrError(`play: --speed must be a positive number, not ${JSON.stringify(args.speed)}`, 2);
     const config = cliConfig(process.argv, args["data-dir"]);
-    const { frames, size, warnings } = readTerminalRecording(config.dataDir, sid);
+    const { frames, size, warnings } = readTerminalRecording(SessionFiles.open(config.dataDir, sid));
     if (process.stdout.isTTY) {
       const here = terminalSizeText({ cols: process.stdout.columns, rows: process.stdout.rows });
       if (size && size !== here) process.stderr.write(`esr: recorded on a ${size.replace(":", "x")} terminal, this one is ${here.replace(":", "x")}\n`);

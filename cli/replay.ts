@@ -2,7 +2,7 @@ import { defineCommand } from "citty";
 import { EVENT_KINDS } from "../lib/config.ts";
 import { EsrError } from "../lib/errors.ts";
 import { buildProcessTree, formatProcessTree } from "../lib/process-tree.ts";
-import { readRecording } from "../lib/recording.ts";
+import { SessionFiles } from "../lib/recording.ts";
 import { formatEventLines, formatTtyReplay, painter } from "../lib/replay-format.ts";
 import { KIND_EVENT } from "../lib/schema.ts";
 import { readTerminalRecording } from "../lib/terminal-recording.ts";
@@ -39,19 +39,19 @@ export const replay = defineCommand({
       );
     }
     const config = cliConfig(process.argv, args["data-dir"]);
-    const { events, warnings } = readRecording(config.dataDir, sid, types);
+    const files = SessionFiles.open(config.dataDir, sid);
+    const events = files.events(types);
     const paint = painter(Boolean(process.stdout.isTTY) && !process.env.NO_COLOR);
     let lines: string[];
     if (args.tree) lines = formatProcessTree(buildProcessTree(events), paint);
     else if (args.tty) {
-      const terminal = readTerminalRecording(config.dataDir, sid);
-      // Both read the session's events file: a damage in it is reported once.
-      for (const w of terminal.warnings) if (!warnings.includes(w)) warnings.push(w);
+      // The events already read hold the print events, unless --type left the session's file out.
+      const terminal = readTerminalRecording(files, types && !types.has("events") ? undefined : events);
       lines = formatTtyReplay(events, terminal.frames, paint);
     } else lines = format === "json" ? events.map((e) => JSON.stringify(e)) : formatEventLines(events);
     const out = lines.join("\n");
     if (out) process.stdout.write(`${out}\n`);
-    for (const w of warnings) process.stderr.write(`esr: warning: ${w}\n`);
-    if (warnings.length) process.exitCode = 3;
+    for (const w of files.warnings) process.stderr.write(`esr: warning: ${w}\n`);
+    if (files.warnings.length) process.exitCode = 3;
   },
 });

@@ -80,11 +80,9 @@ class LoginRecorder {
     // One program set for every login; each login's roles pick what its map entry records.
     const recorder = er.enabled
       ? Recorder.start({
-          cgroupPath: er.cgroupPath,
-          rootPath: er.rootPath,
+          config: er,
           // Only what some user's roles can select: each loaded kind costs every process of the host.
           kinds: possibleEvents(config),
-          bufferPages: { command: er.commandBufferSize, disk: er.diskBufferSize, network: er.networkBufferSize },
           onFailure: (err) => daemon?.failAll(err),
         })
       : undefined;

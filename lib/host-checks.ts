@@ -49,10 +49,8 @@ export function hostChecks(config: EsrConfig, sshd: SshdCheckOptions = {}): Chec
   let recorder: Recorder | undefined;
   try {
     recorder = Recorder.start({
-      cgroupPath: er.cgroupPath,
-      rootPath: er.rootPath,
+      config: er,
       kinds: [...EVENT_KINDS],
-      bufferPages: { command: er.commandBufferSize, disk: er.diskBufferSize, network: er.networkBufferSize },
       onFailure: () => {},
     });
     items.push({ name: "cgroup v2", ok: true, detail: `mounted at ${er.cgroupPath}, slices under ${er.rootPath}` });

@@ -49,10 +49,8 @@ export async function recordSession(opts: RecordOptions): Promise<RecordResult> 
   const er = config.enhancedRecording;
   const recorder = er.enabled
     ? Recorder.start({
-        cgroupPath: er.cgroupPath,
-        rootPath: er.rootPath,
+        config: er,
         kinds: opts.events,
-        bufferPages: { command: er.commandBufferSize, disk: er.diskBufferSize, network: er.networkBufferSize },
         onFailure: (err) => session?.fail(err),
       })
     : undefined;

@@ -2,17 +2,18 @@
  * A recorder: one set of BPF programs and ring buffers, and the sessions it records. Adding a
  * session is a map update; `esr record` holds one session, `esr daemon` many (SPEC §7).
  */
-import type { EventKind } from "./config.ts";
+import type { EnhancedRecordingConfig, EventKind } from "./config.ts";
 import { type CgroupRoot, type CgroupSlice, prepareCgroupRoot, removeStaleSlices } from "./cgroup-slice.ts";
 import { decodeConnect, decodeExec, decodeOpen, type ConnectRecord, type ExecRecord, type LostCounts, type OpenRecord } from "./kernel-events.ts";
 import { ProbeSet } from "./probes.ts";
 import { RingReader } from "./ring-reader.ts";
 import { bootTimeNs } from "./libc.ts";
 
-export interface RecorderOptions extends CgroupRoot {
+export interface RecorderOptions {
+  /** The ssh_service.enhanced_recording block: where the slices go, ring buffer sizes. */
+  config: EnhancedRecordingConfig;
   /** Kinds the programs are loaded for: the union of what the sessions will record. */
   kinds: EventKind[];
-  bufferPages: Record<EventKind, number>;
   /** Called when events cannot be handled (a sink failed, e.g. disk full). */
   onFailure(err: unknown): void;
 }
@@ -39,6 +40,8 @@ export class Recorder {
   private closed = false;
 
   private constructor(
+    /** Where this recorder's session slices are created. */
+    readonly root: CgroupRoot,
     readonly probes: ProbeSet,
     private readonly onFailure: (err: unknown) => void,
     /** Slices of dead recorders this one removed when it started. */
@@ -49,11 +52,13 @@ export class Recorder {
   }
 
   /** Mounts cgroup2 if needed, cleans slices of dead recorders, loads and attaches the programs. */
-  static start(opts: RecorderOptions): Recorder {
-    const sliceLevel = prepareCgroupRoot(opts);
-    const stale = removeStaleSlices(opts);
-    const probes = ProbeSet.load({ kinds: opts.kinds, sliceLevel, bufferPages: opts.bufferPages });
-    return new Recorder(probes, opts.onFailure, stale);
+  static start({ config, kinds, onFailure }: RecorderOptions): Recorder {
+    const root = { cgroupPath: config.cgroupPath, rootPath: config.rootPath };
+    const sliceLevel = prepareCgroupRoot(root);
+    const stale = removeStaleSlices(root);
+    const bufferPages = { command: config.commandBufferSize, disk: config.diskBufferSize, network: config.networkBufferSize };
+    const probes = ProbeSet.load({ kinds, sliceLevel, bufferPages });
+    return new Recorder(root, probes, onFailure, stale);
   }
 
   add(slice: CgroupSlice, kinds: EventKind[], sink: SessionSink) {

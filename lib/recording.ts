@@ -11,14 +11,6 @@ import { countLines, gunzipMemberBytes, gunzipMembers } from "./gzip-members.ts"
 import type { AuditEvent } from "./schema.ts";
 import { CHUNKS_TYPE, indexFileName } from "./session-writer.ts";
 
-
-export interface Recording {
-  sid: string;
-  events: AuditEvent[];
-  /** One line each: what could not be read, and where. */
-  warnings: string[];
-}
-
 interface IndexEntry {
   file_name: string;
   type: string;
@@ -28,41 +20,55 @@ export function checkSessionId(sid: string) {
   if (!UUID_RE.test(sid)) throw new EsrError(`invalid session id ${JSON.stringify(sid)}: expected a UUID such as 86aca627-971d-4883-854d-d309ba04c658`);
 }
 
-/** Reads a session's events; `types` limits it to some index types ("events", "session.command", …). */
-export function readRecording(dataDir: string, sid: string, types?: Set<string>): Recording {
-  const warnings: string[] = [];
-  const events: AuditEvent[] = [];
-  for (const path of sessionFiles(dataDir, sid, warnings, (type) => type !== CHUNKS_TYPE && (!types || types.has(type)))) {
-    // Not push(...): a file of a long session holds more events than a call can take arguments.
-    for (const event of readEventFile(path, warnings)) events.push(event);
+/**
+ * One recorded session's files, as its index names them: the index is read once, and every
+ * warning about what could not be read gathers here, once each.
+ */
+export class SessionFiles {
+  readonly warnings: string[] = [];
+  private readonly entries: IndexEntry[];
+
+  private constructor(
+    readonly sid: string,
+    private readonly sessionsDir: string,
+  ) {
+    this.entries = readIndex(join(sessionsDir, indexFileName(sid)), this.warnings);
   }
-  events.sort((a, b) => a.ei - b.ei);
-  return { sid, events, warnings };
-}
 
-/** How many events the session's files of one index type hold, counted without parsing them. */
-export function countEvents(dataDir: string, sid: string, type: string, warnings: string[]): number {
-  let n = 0;
-  for (const path of sessionFiles(dataDir, sid, warnings, (t) => t === type)) n += readGzipFile(path, warnings, "events", countLines)?.lines ?? 0;
-  return n;
-}
+  static open(dataDir: string, sid: string): SessionFiles {
+    checkSessionId(sid);
+    const { sessionsDir } = AuditLog.read(dataDir);
+    if (!existsSync(join(sessionsDir, indexFileName(sid)))) throw new EsrError(`unknown session ${sid} (not in ${dataDir})`);
+    return new SessionFiles(sid, sessionsDir);
+  }
 
-/** The bytes the session's terminal showed (its chunks files); undefined when it was not recorded on a terminal. */
-export function readTerminalOutput(dataDir: string, sid: string, warnings: string[]): Buffer | undefined {
-  const paths = sessionFiles(dataDir, sid, warnings, (type) => type === CHUNKS_TYPE);
-  if (paths.length === 0) return undefined;
-  return Buffer.concat(paths.map((path) => readGzipFile(path, warnings, "output", gunzipMemberBytes)?.bytes ?? Buffer.alloc(0)));
-}
+  /** The events of the files of some index types (all but the terminal output when undefined), in `ei` order. */
+  events(types?: Set<string>): AuditEvent[] {
+    const events: AuditEvent[] = [];
+    for (const path of this.paths((type) => type !== CHUNKS_TYPE && (!types || types.has(type)))) {
+      // Not push(...): a file of a long session holds more events than a call can take arguments.
+      for (const event of readEventFile(path, this.warnings)) events.push(event);
+    }
+    return events.sort((a, b) => a.ei - b.ei);
+  }
 
-/** The paths of the files a session's index names with a type that `wanted` accepts, in index order. */
-function sessionFiles(dataDir: string, sid: string, warnings: string[], wanted: (type: string) => boolean): string[] {
-  checkSessionId(sid);
-  const { sessionsDir } = AuditLog.read(dataDir);
-  const indexPath = join(sessionsDir, indexFileName(sid));
-  if (!existsSync(indexPath)) throw new EsrError(`unknown session ${sid} (not in ${dataDir})`);
-  return readIndex(indexPath, warnings)
-    .filter((entry) => wanted(entry.type))
-    .map((entry) => join(sessionsDir, entry.file_name));
+  /** How many events the files of one index type hold, counted without parsing them. */
+  count(type: string): number {
+    let n = 0;
+    for (const path of this.paths((t) => t === type)) n += readGzipFile(path, this.warnings, "events", countLines)?.lines ?? 0;
+    return n;
+  }
+
+  /** The bytes the session's terminal showed; undefined when it was not recorded on a terminal. */
+  terminalOutput(): Buffer | undefined {
+    const paths = this.paths((type) => type === CHUNKS_TYPE);
+    if (paths.length === 0) return undefined;
+    return Buffer.concat(paths.map((path) => readGzipFile(path, this.warnings, "output", gunzipMemberBytes)?.bytes ?? Buffer.alloc(0)));
+  }
+
+  private paths(wanted: (type: string) => boolean): string[] {
+    return this.entries.filter((entry) => wanted(entry.type)).map((entry) => join(this.sessionsDir, entry.file_name));
+  }
 }
 
 function readIndex(path: string, warnings: string[]): IndexEntry[] {

@@ -68,8 +68,7 @@ export class RecordedSession {
     };
     this.writer = new SessionWriter(log, this.sid);
     if (opts.recorder) {
-      const er = config.enhancedRecording;
-      this.slice = CgroupSlice.create({ cgroupPath: er.cgroupPath, rootPath: er.rootPath }, this.sid);
+      this.slice = CgroupSlice.create(opts.recorder.root, this.sid);
       const { identity, writer } = this;
       opts.recorder.add(this.slice, opts.events, {
         command: (rec, time) => writer.write(commandEvent(identity, writer.index(), rec, time)),

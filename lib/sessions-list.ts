@@ -1,6 +1,6 @@
 /** `esr ls`: one summary per recorded session, newest first. */
 import { EVENT_KINDS } from "./config.ts";
-import { countEvents, listSessionIds, readRecording } from "./recording.ts";
+import { listSessionIds, SessionFiles } from "./recording.ts";
 import { KIND_EVENT } from "./schema.ts";
 
 export interface SessionSummary {
@@ -27,7 +27,8 @@ export function listSessions(dataDir: string): SessionSummary[] {
  * session of millions of events is listed without holding them in memory.
  */
 function summarize(dataDir: string, sid: string): SessionSummary {
-  const { events, warnings } = readRecording(dataDir, sid, new Set(["events"]));
+  const files = SessionFiles.open(dataDir, sid);
+  const events = files.events(new Set(["events"]));
   const summary: SessionSummary = {
     sid,
     command: [],
@@ -47,7 +48,7 @@ function summarize(dataDir: string, sid: string): SessionSummary {
       Object.assign(summary.lost, e.lost_events);
     }
   }
-  for (const kind of EVENT_KINDS) summary.counts[kind] = countEvents(dataDir, sid, KIND_EVENT[kind], warnings);
-  summary.warnings = warnings.length;
+  for (const kind of EVENT_KINDS) summary.counts[kind] = files.count(KIND_EVENT[kind]);
+  summary.warnings = files.warnings.length;
   return summary;
 }

@@ -5,7 +5,7 @@
  * events. Writing batches output, so a busy terminal costs one print event per burst, not per read.
  */
 import { EsrError } from "./errors.ts";
-import { readRecording, readTerminalOutput } from "./recording.ts";
+import type { SessionFiles } from "./recording.ts";
 import { type AuditEvent, printEvent, resizeEvent } from "./schema.ts";
 import type { RecordedSession } from "./session.ts";
 import type { PtySink, TerminalSize } from "./terminal.ts";
@@ -86,13 +86,14 @@ export interface TerminalRecording {
 }
 
 /**
- * A session's terminal output, frame by frame. Bytes that no print event times (a recorder killed
+ * A session's terminal output, frame by frame, timed by the print events among `events` (read
+ * from the session's events file unless the caller has them). Bytes that no print event times (a recorder killed
  * between writing them and their print event) come last, at once.
  */
-export function readTerminalRecording(dataDir: string, sid: string): TerminalRecording {
-  const { events, warnings } = readRecording(dataDir, sid, new Set(["events"]));
-  const output = readTerminalOutput(dataDir, sid, warnings);
-  if (!output) throw new EsrError(`session ${sid} has no terminal recording`);
+export function readTerminalRecording(files: SessionFiles, events = files.events(new Set(["events"]))): TerminalRecording {
+  const { warnings } = files;
+  const output = files.terminalOutput();
+  if (!output) throw new EsrError(`session ${files.sid} has no terminal recording`);
   const start = events.find((e) => e.event === "session.start");
   const frames: TerminalFrame[] = [];
   let end = 0;
