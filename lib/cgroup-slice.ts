@@ -132,6 +132,16 @@ export class CgroupSlice {
     });
   }
 
+  /** Moves a running process (and so everything it starts from now on) into the slice. */
+  adopt(pid: number) {
+    try {
+      writeFileSync(join(this.path, "cgroup.procs"), String(pid));
+    } catch (err) {
+      throw new EsrError(`cannot move pid ${pid} into ${this.path}: ${errorMessage(err)}`);
+    }
+    if (!ownProcs(this.path).includes(pid)) throw new EsrError(`pid ${pid} is not in ${this.path} after the move`);
+  }
+
   /** Kills every process in the slice and its children. */
   kill() {
     killCgroup(this.path);
@@ -241,9 +251,13 @@ function killCgroup(path: string) {
   }
 }
 
+/** The processes of a cgroup itself, not of its children. */
+function ownProcs(path: string): number[] {
+  return readFileSync(join(path, "cgroup.procs"), "utf8").split("\n").filter(Boolean).map(Number);
+}
+
 function listProcs(path: string): number[] {
-  const own = readFileSync(join(path, "cgroup.procs"), "utf8").split("\n").filter(Boolean).map(Number);
-  return own.concat(...childCgroups(path).map(listProcs));
+  return ownProcs(path).concat(...childCgroups(path).map(listProcs));
 }
 
 /** rmdir, deepest first; waits briefly for killed processes to leave. */

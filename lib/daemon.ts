@@ -6,11 +6,8 @@
  * (the user's shell, sftp-server, port forwards) runs recorded. A login's session ends when its
  * slice is empty, not at logout: what it left running stays recorded until it exits.
  */
-import { readFileSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
 import { lookupAccount } from "./accounts.ts";
 import { AuditLog } from "./audit-log.ts";
-import type { CgroupSlice } from "./cgroup-slice.ts";
 import { eventsForUser, possibleEvents, type EsrConfig } from "./config.ts";
 import { listenControlSocket } from "./control-socket.ts";
 import type { DaemonReply, HookRequest } from "./daemon-protocol.ts";
@@ -122,7 +119,7 @@ class LoginRecorder {
     });
     const login: Login = { session, sshdPid, user, ended: Promise.resolve() };
     try {
-      if (session.slice) moveInto(session.slice, sshdPid);
+      session.slice?.adopt(sshdPid);
     } catch (err) {
       session.fail(err);
       this.track(login);
@@ -174,16 +171,6 @@ class LoginRecorder {
 }
 
 /** Moves a process (all its threads) into the slice, and checks that it is there. */
-function moveInto(slice: CgroupSlice, pid: number) {
-  const procs = join(slice.path, "cgroup.procs");
-  try {
-    writeFileSync(procs, String(pid));
-  } catch (err) {
-    throw new EsrError(`cannot move sshd pid ${pid} into ${slice.path}: ${errorMessage(err)}`);
-  }
-  if (!readFileSync(procs, "utf8").split("\n").includes(String(pid))) throw new EsrError(`sshd pid ${pid} is not in ${slice.path} after the move`);
-}
-
 /** Resolves when the process (this very one, not a later one with its pid) has exited. */
 function processGone(pid: number): Promise<void> {
   const startTime = processStat(pid)?.startTime;
