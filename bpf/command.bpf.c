@@ -14,12 +14,11 @@
 #define NR_execveat 322
 #define NR32_execve 11            /* i386 numbers: 11 is munmap natively, so the ABI is checked */
 #define NR32_execveat 358
-#define TS_COMPAT 0x0002          /* thread_info.status: this syscall came in through the i386 ABI */
-#define SYSCALL_NR(regs) ((regs)->orig_ax)
+#define IS_EXECVE(nr, compat) ((compat) ? (nr) == NR32_execve : (nr) == NR_execve)
 #elif defined(__TARGET_ARCH_arm64)
 #define NR_execve 221
 #define NR_execveat 281
-#define SYSCALL_NR(regs) ((regs)->syscallno)
+#define IS_EXECVE(nr, compat) ((nr) == NR_execve)
 #else
 #error "esr: unsupported architecture"
 #endif
@@ -275,7 +274,8 @@ int BPF_PROG(command_exec_failed, struct pt_regs *regs, long ret)
 	struct esr_session *s;
 	struct exec_scratch *slot;
 	struct esr_exec_event *e;
-	__u64 path, argv;
+	__u64 arg[3];
+	int at;
 
 	if (ret >= 0)
 		return 0;
@@ -283,7 +283,7 @@ int BPF_PROG(command_exec_failed, struct pt_regs *regs, long ret)
 #if defined(__TARGET_ARCH_x86)
 	if (nr != NR_execve && nr != NR_execveat && nr != NR32_execve && nr != NR32_execveat)
 		return 0;
-	compat = BPF_CORE_READ((struct task_struct *)bpf_get_current_task(), thread_info.status) & TS_COMPAT;
+	compat = syscall_is_compat();
 	if (compat ? nr != NR32_execve && nr != NR32_execveat : nr != NR_execve && nr != NR_execveat)
 		return 0;
 #else
@@ -301,31 +301,11 @@ int BPF_PROG(command_exec_failed, struct pt_regs *regs, long ret)
 	e->flags = 0;
 	e->interp_len = 0;
 	e->exe_len = 0;
-#if defined(__TARGET_ARCH_x86)
-	if (compat) {
-		/* i386: ebx, ecx, edx; execveat(dfd, path, argv, envp, flags) */
-		if (nr == NR32_execve) {
-			path = (__u32)BPF_CORE_READ(regs, bx);
-			argv = (__u32)BPF_CORE_READ(regs, cx);
-		} else {
-			path = (__u32)BPF_CORE_READ(regs, cx);
-			argv = (__u32)BPF_CORE_READ(regs, dx);
-		}
-		e->path_len = put_path(e, (const char *)path, true);
-		put_argv_array(e, (const void *)argv, 4);
-		send(s, slot);
-		return 0;
-	}
-#endif
-	if (nr == NR_execve) {
-		path = PT_REGS_PARM1_CORE_SYSCALL(regs);
-		argv = PT_REGS_PARM2_CORE_SYSCALL(regs);
-	} else {
-		path = PT_REGS_PARM2_CORE_SYSCALL(regs);
-		argv = PT_REGS_PARM3_CORE_SYSCALL(regs);
-	}
-	e->path_len = put_path(e, (const char *)path, true);
-	put_argv_array(e, (const void *)argv, 8);
+	/* execve(path, argv, …), execveat(dirfd, path, argv, …), in either ABI */
+	syscall_args(regs, compat, arg);
+	at = IS_EXECVE(nr, compat) ? 0 : 1;
+	e->path_len = put_path(e, (const char *)arg[at], true);
+	put_argv_array(e, (const void *)arg[at + 1], compat ? 4 : 8);
 	send(s, slot);
 	return 0;
 }

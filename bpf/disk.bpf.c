@@ -17,8 +17,6 @@
 enum open_call { CALL_NONE, CALL_OPEN, CALL_CREAT, CALL_OPENAT, CALL_OPENAT2 };
 
 #if defined(__TARGET_ARCH_x86)
-#define TS_COMPAT 0x0002  /* thread_info.status: this syscall came in through the i386 ABI */
-
 /*
  * i386 calls (int 0x80, sysenter) have their own numbers and registers, and are decoded too: a
  * 32-bit binary must not open files unseen. The ABI is read only for the few candidate numbers,
@@ -26,45 +24,26 @@ enum open_call { CALL_NONE, CALL_OPEN, CALL_CREAT, CALL_OPENAT, CALL_OPENAT2 };
  */
 static __always_inline enum open_call open_call_of(struct pt_regs *regs, bool *compat)
 {
-	long nr = regs->orig_ax;
+	long nr = SYSCALL_NR(regs);
 
 	if (nr != 2 && nr != 5 && nr != 8 && nr != 85 && nr != 257 && nr != 295 && nr != 437)
 		return CALL_NONE;
-	*compat = BPF_CORE_READ((struct task_struct *)bpf_get_current_task(), thread_info.status) & TS_COMPAT;
+	*compat = syscall_is_compat();
 	if (*compat)
 		return nr == 5 ? CALL_OPEN : nr == 8 ? CALL_CREAT : nr == 295 ? CALL_OPENAT : nr == 437 ? CALL_OPENAT2 : CALL_NONE;
 	return nr == 2 ? CALL_OPEN : nr == 85 ? CALL_CREAT : nr == 257 ? CALL_OPENAT : nr == 437 ? CALL_OPENAT2 : CALL_NONE;
 }
 
-/* The first three arguments; i386 passes them in ebx, ecx, edx, pointers 32 bits wide. */
-static __always_inline void syscall_args(struct pt_regs *regs, bool compat, __u64 arg[3])
-{
-	if (compat) {
-		arg[0] = (__u32)BPF_CORE_READ(regs, bx);
-		arg[1] = (__u32)BPF_CORE_READ(regs, cx);
-		arg[2] = (__u32)BPF_CORE_READ(regs, dx);
-		return;
-	}
-	arg[0] = PT_REGS_PARM1_CORE_SYSCALL(regs);
-	arg[1] = PT_REGS_PARM2_CORE_SYSCALL(regs);
-	arg[2] = PT_REGS_PARM3_CORE_SYSCALL(regs);
-}
 #elif defined(__TARGET_ARCH_arm64)
 /* arm64 has neither open(2) nor creat(2). 32-bit (AArch32) tasks are not decoded. */
 static __always_inline enum open_call open_call_of(struct pt_regs *regs, bool *compat)
 {
-	long nr = regs->syscallno;
+	long nr = SYSCALL_NR(regs);
 
 	*compat = false;
 	return nr == 56 ? CALL_OPENAT : nr == 437 ? CALL_OPENAT2 : CALL_NONE;
 }
 
-static __always_inline void syscall_args(struct pt_regs *regs, bool compat, __u64 arg[3])
-{
-	arg[0] = PT_REGS_PARM1_CORE_SYSCALL(regs);
-	arg[1] = PT_REGS_PARM2_CORE_SYSCALL(regs);
-	arg[2] = PT_REGS_PARM3_CORE_SYSCALL(regs);
-}
 #else
 #error "esr: unsupported architecture"
 #endif

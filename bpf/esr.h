@@ -167,6 +167,46 @@ static __always_inline void fill_header(struct esr_event_header *h, __u64 sessio
 	bpf_get_current_comm(h->comm, sizeof(h->comm));
 }
 
+/*
+ * The syscall a sys_exit program sees: its number, whether it came in through the i386 ABI
+ * (int 0x80, whose numbers and registers differ), and its first three arguments.
+ */
+#if defined(__TARGET_ARCH_x86)
+#define SYSCALL_NR(regs) ((regs)->orig_ax)
+#define TS_COMPAT 0x0002  /* thread_info.status: this syscall came in through the i386 ABI */
+
+static __always_inline bool syscall_is_compat(void)
+{
+	return BPF_CORE_READ((struct task_struct *)bpf_get_current_task(), thread_info.status) & TS_COMPAT;
+}
+#elif defined(__TARGET_ARCH_arm64)
+#define SYSCALL_NR(regs) ((regs)->syscallno)
+
+/* 32-bit (AArch32) tasks are not decoded. */
+static __always_inline bool syscall_is_compat(void)
+{
+	return false;
+}
+#else
+#error "esr: unsupported architecture"
+#endif
+
+/* i386 passes arguments in ebx, ecx, edx, pointers 32 bits wide. */
+static __always_inline void syscall_args(struct pt_regs *regs, bool compat, __u64 arg[3])
+{
+#if defined(__TARGET_ARCH_x86)
+	if (compat) {
+		arg[0] = (__u32)BPF_CORE_READ(regs, bx);
+		arg[1] = (__u32)BPF_CORE_READ(regs, cx);
+		arg[2] = (__u32)BPF_CORE_READ(regs, dx);
+		return;
+	}
+#endif
+	arg[0] = PT_REGS_PARM1_CORE_SYSCALL(regs);
+	arg[1] = PT_REGS_PARM2_CORE_SYSCALL(regs);
+	arg[2] = PT_REGS_PARM3_CORE_SYSCALL(regs);
+}
+
 /* Every event goes out without a wakeup: the recorder drains on a timer, in batches. */
 static __always_inline void emit(void *ring, struct esr_session *s, enum esr_kind kind, void *event, __u64 size)
 {
