@@ -15,10 +15,10 @@ export class AuditLog {
   private readonly logDir: string;
   private currentDay = "";
 
-  private constructor(readonly dataDir: string) {
+  private constructor(dataDir: string) {
     this.serverId = readOrCreateHostUuid(dataDir);
     this.logDir = join(dataDir, "log");
-    this.sessionsDir = join(this.logDir, this.serverId, "sessions", "default");
+    this.sessionsDir = sessionsDirOf(dataDir, this.serverId);
     makeDir(this.sessionsDir);
     for (const dir of [this.logDir, join(this.logDir, this.serverId), join(this.logDir, this.serverId, "sessions"), this.sessionsDir]) secureDir(dir);
   }
@@ -34,11 +34,11 @@ export class AuditLog {
   }
 
   /** Opens an existing audit log for reading; never creates anything. */
-  static read(dataDir: string): { serverId: string; sessionsDir: string } {
+  static read(dataDir: string): { sessionsDir: string } {
     const uuidFile = join(dataDir, "host_uuid");
     if (!existsSync(uuidFile)) throw new EsrError(`no recordings in ${dataDir} (no host_uuid)`);
     const serverId = readHostUuid(uuidFile);
-    return { serverId, sessionsDir: join(dataDir, "log", serverId, "sessions", "default") };
+    return { sessionsDir: sessionsDirOf(dataDir, serverId) };
   }
 
   /** Appends JSON lines to today's file, moving `events.log` to it when the day changes. */
@@ -51,6 +51,11 @@ export class AuditLog {
     }
     appendFileSync(join(this.logDir, this.serverId, name), lines, { mode: 0o600 });
   }
+}
+
+/** <data_dir>/log/<server_id>/sessions/default (SPEC §4). */
+function sessionsDirOf(dataDir: string, serverId: string): string {
+  return join(dataDir, "log", serverId, "sessions", "default");
 }
 
 export function makeDir(path: string) {

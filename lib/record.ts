@@ -116,13 +116,23 @@ interface LaunchSpec {
   ids?: { uid: number; gid: number };
 }
 
+/** The login is who runs esr: the command keeps esr's own environment and directory. */
+function isInvoker(login: Account): boolean {
+  return process.getuid?.() === login.uid;
+}
+
+/** PATH of a fresh login, as login(1) sets it. */
+function loginPath(login: Account): string {
+  return login.uid === 0 ? "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" : "/usr/local/bin:/usr/bin:/bin";
+}
+
 /**
  * How to start the command as the login. Bun can set uid and gid but clears supplementary groups,
  * so another user's command starts through setpriv --init-groups, which is recorded like any exec.
  */
 function launchSpec(argv: string[], login: Account): LaunchSpec {
-  const self = process.getuid?.() === login.uid;
-  const path = login.uid === 0 ? "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" : "/usr/local/bin:/usr/bin:/bin";
+  const self = isInvoker(login);
+  const path = loginPath(login);
   const program = Bun.which(argv[0]!, { PATH: self ? (process.env.PATH ?? path) : path });
   if (!program) throw new EsrError(`${argv[0]}: command not found`, 127);
   // Like login(1): a missing home directory is no reason to refuse the session.
@@ -135,7 +145,7 @@ function launchSpec(argv: string[], login: Account): LaunchSpec {
 
 /** The command's environment: the invoker's, or a clean login environment for another user. */
 function sessionEnv(login: Account, sid: string): Record<string, string | undefined> {
-  if (process.getuid?.() === login.uid) return { ...process.env, ESR_SESSION_ID: sid };
+  if (isInvoker(login)) return { ...process.env, ESR_SESSION_ID: sid };
   const keep = Object.fromEntries(Object.entries(process.env).filter(([k]) => /^(TERM|COLORTERM|LANG|LC_\w+|TZ)$/.test(k)));
   return {
     ...keep,
@@ -143,7 +153,7 @@ function sessionEnv(login: Account, sid: string): Record<string, string | undefi
     USER: login.name,
     LOGNAME: login.name,
     SHELL: login.shell,
-    PATH: login.uid === 0 ? "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" : "/usr/local/bin:/usr/bin:/bin",
+    PATH: loginPath(login),
     ESR_SESSION_ID: sid,
   };
 }
