@@ -3,11 +3,12 @@
  * processes, with the path and flags as passed and the return code; nothing from outside.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { rmSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { PATH_TRUNCATED_MARKER, type AuditEvent } from "../lib/schema.ts";
 import { ESR_COMMON_FIELDS, fieldTypes } from "./fields.ts";
 import { ofType, record, replayEvents, tempDir } from "./harness.ts";
+import { i386Abi, SHELL_STATUS_SIGSEGV } from "./support/i386-abi.ts";
 
 const O_WRONLY = 0o1;
 const O_CREAT = 0o100;
@@ -61,7 +62,7 @@ describe("session.disk", () => {
       `cat ${LONG_PATH} 2>/dev/null`,
       `cat ${LONGEST_PATH} >/dev/null`,
       `perl -e '${PERL_OPENS}'`,
-      "./open32",
+      './open32; echo "$?" > open32.status',
       "sleep 0.5",
     ].join("\n");
     try {
@@ -133,13 +134,24 @@ describe("session.disk", () => {
     for (const e of mine) expect(e.return_code as number).toBeGreaterThanOrEqual(3);
   });
 
-  test("a 32-bit program's opens through the i386 ABI (open, openat, creat)", () => {
-    expect(opens("open32").map(({ path, flags, return_code }) => ({ path, flags, return_code }))).toEqual([
-      { path: "F", flags: 0, return_code: 3 },
-      { path: "F", flags: O_CLOEXEC, return_code: 4 },
-      { path: "NEW32", flags: O_CREAT | O_WRONLY | O_TRUNC, return_code: 5 },
-    ]);
-  });
+  const abi = i386Abi();
+  if (abi.available) {
+    test("a 32-bit program's opens through the i386 ABI (open, openat, creat)", () => {
+      expect(opens("open32").map(({ path, flags, return_code }) => ({ path, flags, return_code }))).toEqual([
+        { path: "F", flags: 0, return_code: 3 },
+        { path: "F", flags: O_CLOEXEC, return_code: 4 },
+        { path: "NEW32", flags: O_CREAT | O_WRONLY | O_TRUNC, return_code: 5 },
+      ]);
+    });
+  } else {
+    test(`no i386 ABI on this host (${abi.detail}): a 32-bit program cannot open anything through int 0x80`, () => {
+      const status = Number(readFileSync(join(dir, "open32.status"), "utf8"));
+      expect({ exec: execPid("open32") !== undefined, opens: opens("open32"), created: existsSync(join(dir, "NEW32")) }).toEqual({ exec: true, opens: [], created: false });
+      if (abi.how === "killed") expect(status).toBe(SHELL_STATUS_SIGSEGV);
+      else expect(status).not.toBe(0);
+    });
+  }
+
 
   test("opens by a process outside the session, at the same time, are not recorded", () => {
     expect(outsideOpens).toBeGreaterThan(5);

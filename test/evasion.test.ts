@@ -10,6 +10,7 @@ import { join } from "node:path";
 import type { AuditEvent } from "../lib/schema.ts";
 import { evade, requireRootAndEsr } from "./adversary.ts";
 import { execLines, ofType, record, replayEvents, tempDir } from "./harness.ts";
+import { i386Abi, SHELL_STATUS_SIGSEGV } from "./support/i386-abi.ts";
 
 // Real processes on a shared 2-core machine: a busy host makes them slow, never wrong.
 setDefaultTimeout(120_000);
@@ -357,17 +358,49 @@ describe("speed and concurrency", () => {
 });
 
 describe("other ABIs", () => {
-  test("35. a failed execve and execveat through the i386 ABI (int 0x80)", async () => {
-    const events = await commands(["bash", "-c", `${EVADE} i386 /no/such/i386-marker a b; ${EVADE} i386at /no/such/i386at-marker c`]);
-    const a = events.find((e) => e.path === "/no/such/i386-marker");
-    const b = events.find((e) => e.path === "/no/such/i386at-marker");
-    expect(a).toMatchObject({ argv: ["a", "b"], return_code: -2 });
-    expect(b).toMatchObject({ argv: ["c"], return_code: -2 });
-  });
+  const abi = i386Abi();
+  /** Runs `evade MODE …` in a session and prints its exit status: the attempt itself is always recorded. */
+  async function i386Attempts(attempts: string[][]) {
+    const script = attempts.map((args) => `${EVADE} ${args.join(" ")}; echo "status=$?"`).join("; ");
+    const r = await record(["bash", "-c", script], { flags: COMMAND_ONLY });
+    const events = ofType(await replayEvents(r.dataDir, r.sid), "session.command");
+    return { events, statuses: [...r.stdout.matchAll(/status=(\d+)/g)].map((m) => Number(m[1])), stdout: r.stdout };
+  }
+  /** Where the ABI is missing: each attempt was recorded, and ended killed (SIGSEGV) or refused, having run nothing. */
+  function expectImpossible(run: Awaited<ReturnType<typeof i386Attempts>>, markers: string[]) {
+    if (abi.available) throw new Error("unreachable");
+    for (const marker of markers) expect(withArg(run.events, marker).path).toBe(EVADE);
+    if (abi.how === "killed") expect(run.statuses).toEqual(markers.map(() => SHELL_STATUS_SIGSEGV));
+    else expect(run.stdout).toMatch(/i386 exec returned -\d+/);
+  }
 
-  test("36. a successful exec through the i386 ABI is recorded like any other", async () => {
-    const events = await commands([EVADE, "i386", "/bin/echo", "i386-ok-marker"]);
-    expect(withArg(events, "i386-ok-marker").path).toBe("/bin/echo");
-  });
+  if (abi.available) {
+    test("35. a failed execve and execveat through the i386 ABI (int 0x80)", async () => {
+      const events = await commands(["bash", "-c", `${EVADE} i386 /no/such/i386-marker a b; ${EVADE} i386at /no/such/i386at-marker c`]);
+      const a = events.find((e) => e.path === "/no/such/i386-marker");
+      const b = events.find((e) => e.path === "/no/such/i386at-marker");
+      expect(a).toMatchObject({ argv: ["a", "b"], return_code: -2 });
+      expect(b).toMatchObject({ argv: ["c"], return_code: -2 });
+    });
+
+    test("36. a successful exec through the i386 ABI is recorded like any other", async () => {
+      const events = await commands([EVADE, "i386", "/bin/echo", "i386-ok-marker"]);
+      expect(withArg(events, "i386-ok-marker").path).toBe("/bin/echo");
+    });
+  } else {
+    test(`35. no i386 ABI on this host (${abi.detail}): an execve/execveat through int 0x80 is impossible, and the attempt is recorded`, async () => {
+      const run = await i386Attempts([["i386", "/no/such/i386-marker", "a", "b"], ["i386at", "/no/such/i386at-marker", "c"]]);
+      expectImpossible(run, ["/no/such/i386-marker", "/no/such/i386at-marker"]);
+      // The kernel never saw an exec of the target: no failed exec naming it either.
+      expect(run.events.filter((e) => e.path === "/no/such/i386-marker" || e.path === "/no/such/i386at-marker")).toEqual([]);
+    });
+
+    test(`36. no i386 ABI on this host (${abi.detail}): a successful exec through int 0x80 is impossible, the target never runs`, async () => {
+      const run = await i386Attempts([["i386", "/bin/echo", "i386-ok-marker"]]);
+      expectImpossible(run, ["i386-ok-marker"]);
+      expect(run.events.filter((e) => e.path === "/bin/echo")).toEqual([]);
+      expect(run.stdout.split("\n")).not.toContain("i386-ok-marker");
+    });
+  }
 });
 
