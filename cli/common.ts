@@ -1,13 +1,17 @@
 /** Options several commands share, and how they turn into a configuration. */
 import { existsSync, statSync, type Stats } from "node:fs";
 import { isAbsolute, resolve } from "node:path";
-import { ConfigError, defaultConfig, loadConfig, type EsrConfig } from "../lib/config.ts";
+import { ConfigError, defaultConfig, loadConfig, type EsrConfig } from "../lib/config/config.ts";
 import { EsrError } from "../lib/errors.ts";
 
 export const DEFAULT_CONFIG_FILE = "/etc/esr.yaml";
 
 export const configArg = {
-  config: { type: "string", valueHint: "FILE", description: `Teleport-style config file; repeat to add files (default ${DEFAULT_CONFIG_FILE} when it exists)` },
+  config: {
+    type: "string",
+    valueHint: "FILE",
+    description: `Teleport-style config file; repeat to add files (default ${DEFAULT_CONFIG_FILE} when it exists)`,
+  },
 } as const;
 
 export const sidArg = {
@@ -22,7 +26,11 @@ export function requireSid(command: string, args: { sid?: string; _: string[] })
 }
 
 export const dataDirArg = {
-  "data-dir": { type: "string", valueHint: "DIR", description: "where recordings are (default: teleport.data_dir, else /var/lib/esr)" },
+  "data-dir": {
+    type: "string",
+    valueHint: "DIR",
+    description: "where recordings are (default: teleport.data_dir, else /var/lib/esr)",
+  },
 } as const;
 
 /** Every value of a repeatable option before `--` (citty keeps only the last). */
@@ -55,14 +63,24 @@ function checkConfigFile(name: string) {
   if ((st.isCharacterDevice() || st.isBlockDevice() || st.isSocket()) && name !== "/dev/null") {
     throw new ConfigError(name, 0, "file", "cannot read: not a regular file");
   }
-  if (st.isFile() && st.size > MAX_CONFIG_BYTES) throw new ConfigError(name, 0, "file", `cannot read: ${st.size} bytes is too large for a config file (at most ${MAX_CONFIG_BYTES})`);
+  if (st.isFile() && st.size > MAX_CONFIG_BYTES)
+    throw new ConfigError(
+      name,
+      0,
+      "file",
+      `cannot read: ${st.size} bytes is too large for a config file (at most ${MAX_CONFIG_BYTES})`,
+    );
 }
 
 /** The configuration from --config files (or the default file), with --data-dir applied. */
 export function cliConfig(rawArgs: string[], dataDir?: string): EsrConfig {
   const files = repeated(rawArgs, "config");
   for (const file of files) checkConfigFile(file);
-  const config = files.length ? loadConfig(files) : existsSync(DEFAULT_CONFIG_FILE) ? loadConfig([DEFAULT_CONFIG_FILE]) : defaultConfig();
+  const config = files.length
+    ? loadConfig(files)
+    : existsSync(DEFAULT_CONFIG_FILE)
+      ? loadConfig([DEFAULT_CONFIG_FILE])
+      : defaultConfig();
   if (dataDir) config.dataDir = isAbsolute(dataDir) ? dataDir : resolve(dataDir);
   return config;
 }

@@ -1,7 +1,7 @@
 import { defineCommand } from "citty";
 import { EsrError } from "../lib/errors.ts";
-import { shellQuote } from "../lib/replay-format.ts";
-import { listSessions } from "../lib/sessions-list.ts";
+import { shellQuote } from "../lib/replay/text-format.ts";
+import { listSessions } from "../lib/store/session-summary.ts";
 import { cliConfig, configArg, dataDirArg } from "./common.ts";
 
 export const ls = defineCommand({
@@ -32,6 +32,7 @@ export const ls = defineCommand({
     ]);
     const header = ["SESSION", "START (UTC)", "END", "LOGIN", "EXEC", "NET", "DISK", "LOST", "COMMAND"];
     const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-    for (const r of [header, ...rows]) console.log(r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join("  "));
+    for (const r of [header, ...rows])
+      console.log(r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join("  "));
   },
 });

@@ -6,7 +6,12 @@ import { runCli } from "./run.ts";
 
 // Loaded on use: `esr record` and `esr pam` start faster without the other commands' modules.
 const main = defineCommand({
-  meta: { name: "esr", version: pkg.version, description: "Enhanced session recorder: records every exec, connect and open of a session, as the kernel sees them" },
+  meta: {
+    name: "esr",
+    version: pkg.version,
+    description:
+      "Enhanced session recorder: records every exec, connect and open of a session, as the kernel sees them",
+  },
   subCommands: {
     record: () => import("./record.ts").then((m) => m.record),
     replay: () => import("./replay.ts").then((m) => m.replay),

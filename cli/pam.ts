@@ -1,7 +1,7 @@
 import { defineCommand } from "citty";
-import { DEFAULT_SOCKET } from "../lib/daemon-protocol.ts";
+import { DEFAULT_SOCKET } from "../lib/ssh/protocol.ts";
 import { EsrError } from "../lib/errors.ts";
-import { askDaemon, hookRequest, ownEnviron } from "../lib/pam.ts";
+import { askDaemon, hookRequest, ownEnviron } from "../lib/ssh/pam-hook.ts";
 
 /** Shared with esr daemon and esr check; defined here so that the hook, run at every login, loads no more than it needs. */
 export const socketArg = {
@@ -9,7 +9,10 @@ export const socketArg = {
 } as const;
 
 export const pam = defineCommand({
-  meta: { name: "pam", description: "Have the esr daemon record this login (run by pam_exec at open_session and close_session)" },
+  meta: {
+    name: "pam",
+    description: "Have the esr daemon record this login (run by pam_exec at open_session and close_session)",
+  },
   args: { ...socketArg },
   async run({ args }) {
     if (args._.length) throw new EsrError(`pam: unexpected argument ${JSON.stringify(args._[0])}`, 2);

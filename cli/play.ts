@@ -1,9 +1,9 @@
 import { defineCommand } from "citty";
 import { EsrError } from "../lib/errors.ts";
-import { playFrames, TERMINAL_RESET } from "../lib/play.ts";
-import { SessionFiles } from "../lib/recording.ts";
-import { terminalSizeText } from "../lib/schema.ts";
-import { readTerminalRecording } from "../lib/terminal-recording.ts";
+import { playFrames, TERMINAL_RESET } from "../lib/replay/play.ts";
+import { SessionFiles } from "../lib/store/file/session-files.ts";
+import { terminalSizeText } from "../lib/events/schema.ts";
+import { readTerminalRecording } from "../lib/replay/terminal-frames.ts";
 import { cliConfig, configArg, dataDirArg, requireSid, sidArg } from "./common.ts";
 import { fail } from "./run.ts";
 
@@ -19,12 +19,16 @@ export const play = defineCommand({
   async run({ args }) {
     const sid = requireSid("play", args);
     const speed = args.speed === undefined ? 1 : Number(args.speed);
-    if (!(speed > 0 && Number.isFinite(speed))) throw new EsrError(`play: --speed must be a positive number, not ${JSON.stringify(args.speed)}`, 2);
+    if (!(speed > 0 && Number.isFinite(speed)))
+      throw new EsrError(`play: --speed must be a positive number, not ${JSON.stringify(args.speed)}`, 2);
     const config = cliConfig(process.argv, args["data-dir"]);
     const { frames, size, warnings } = readTerminalRecording(SessionFiles.open(config.dataDir, sid));
     if (process.stdout.isTTY) {
       const here = terminalSizeText({ cols: process.stdout.columns, rows: process.stdout.rows });
-      if (size && size !== here) process.stderr.write(`esr: recorded on a ${size.replace(":", "x")} terminal, this one is ${here.replace(":", "x")}\n`);
+      if (size && size !== here)
+        process.stderr.write(
+          `esr: recorded on a ${size.replace(":", "x")} terminal, this one is ${here.replace(":", "x")}\n`,
+        );
       // Stopped half-way, a full-screen program's modes would stay on in the reviewer's terminal.
       process.once("SIGINT", () => {
         process.stdout.write(TERMINAL_RESET);

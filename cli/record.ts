@@ -1,8 +1,8 @@
 import { defineCommand } from "citty";
-import { currentAccount, lookupAccount } from "../lib/accounts.ts";
-import { eventsForUser, parseEventKinds } from "../lib/config.ts";
-import { requireRecordingHost } from "../lib/host-checks.ts";
-import { recordSession } from "../lib/record.ts";
+import { currentAccount, lookupAccount } from "../lib/sys/accounts.ts";
+import { eventsForUser, parseEventKinds } from "../lib/config/config.ts";
+import { requireRecordingHost } from "../lib/check/host-checks.ts";
+import { runCommandSession } from "../lib/session/command-session.ts";
 import { cliConfig, configArg, dataDirArg } from "./common.ts";
 
 export const record = defineCommand({
@@ -10,12 +10,27 @@ export const record = defineCommand({
   args: {
     ...configArg,
     ...dataDirArg,
-    login: { type: "string", valueHint: "USER", description: "run COMMAND as this local user, with its groups (default: the invoking user)" },
-    user: { type: "string", valueHint: "NAME", description: "user name recorded in the events, selects roles (default: the login)" },
+    login: {
+      type: "string",
+      valueHint: "USER",
+      description: "run COMMAND as this local user, with its groups (default: the invoking user)",
+    },
+    user: {
+      type: "string",
+      valueHint: "NAME",
+      description: "user name recorded in the events, selects roles (default: the login)",
+    },
     roles: { type: "string", valueHint: "R1,R2", description: "roles to use instead of the user's" },
-    events: { type: "string", valueHint: "KINDS", description: "event kinds to record instead of the roles' (command,disk,network)" },
+    events: {
+      type: "string",
+      valueHint: "KINDS",
+      description: "event kinds to record instead of the roles' (command,disk,network)",
+    },
     quiet: { type: "boolean", alias: "q", description: "do not print the session id" },
-    "kill-on-exit": { type: "boolean", description: "when COMMAND exits, kill what it left running instead of recording it until it exits" },
+    "kill-on-exit": {
+      type: "boolean",
+      description: "when COMMAND exits, kill what it left running instead of recording it until it exits",
+    },
   },
   async run({ args }) {
     const command = args._;
@@ -24,10 +39,13 @@ export const record = defineCommand({
     const login = args.login ? lookupAccount(args.login) : currentAccount();
     const user = args.user ?? login.name;
     const events = eventsForUser(config, user, {
-      roles: args.roles?.split(",").map((r) => r.trim()).filter(Boolean),
+      roles: args.roles
+        ?.split(",")
+        .map((r) => r.trim())
+        .filter(Boolean),
       events: args.events === undefined ? undefined : parseEventKinds(args.events, "--events"),
     });
-    const { exitCode } = await recordSession({
+    const { exitCode } = await runCommandSession({
       config,
       command,
       login,
@@ -35,7 +53,11 @@ export const record = defineCommand({
       events,
       killOnExit: Boolean(args["kill-on-exit"]),
       onStart: (sid) => args.quiet || process.stderr.write(`esr: session ${sid}\n`),
-      onLingering: () => args.quiet || process.stderr.write("esr: command exited; recording what it left running until it exits (--kill-on-exit to kill it instead)\n"),
+      onLingering: () =>
+        args.quiet ||
+        process.stderr.write(
+          "esr: command exited; recording what it left running until it exits (--kill-on-exit to kill it instead)\n",
+        ),
     });
     process.exit(exitCode);
   },

@@ -1,15 +1,18 @@
 import { defineCommand } from "citty";
-import { EVENT_KINDS } from "../lib/config.ts";
+import { EVENT_KINDS } from "../lib/config/config.ts";
 import { EsrError } from "../lib/errors.ts";
-import { buildProcessTree, formatProcessTree } from "../lib/process-tree.ts";
-import { SessionFiles } from "../lib/recording.ts";
-import { formatEventLines, formatTtyReplay, painter } from "../lib/replay-format.ts";
-import { KIND_EVENT } from "../lib/schema.ts";
-import { readTerminalRecording } from "../lib/terminal-recording.ts";
+import { buildProcessTree, formatProcessTree } from "../lib/replay/process-tree.ts";
+import { SessionFiles } from "../lib/store/file/session-files.ts";
+import { formatEventLines, formatTtyReplay, painter } from "../lib/replay/text-format.ts";
+import { KIND_EVENT } from "../lib/events/schema.ts";
+import { readTerminalRecording } from "../lib/replay/terminal-frames.ts";
 import { cliConfig, configArg, dataDirArg, requireSid, sidArg } from "./common.ts";
 
 /** --type values and the index types they select. */
-const TYPE_FILES: Record<string, string> = { session: "events", ...Object.fromEntries(EVENT_KINDS.map((k) => [k, KIND_EVENT[k]])) };
+const TYPE_FILES: Record<string, string> = {
+  session: "events",
+  ...Object.fromEntries(EVENT_KINDS.map((k) => [k, KIND_EVENT[k]])),
+};
 
 export const replay = defineCommand({
   meta: { name: "replay", description: "Print every recorded event of a session, in order" },
@@ -17,23 +20,39 @@ export const replay = defineCommand({
     ...sidArg,
     ...configArg,
     ...dataDirArg,
-    format: { type: "string", valueHint: "text|json", description: "text: one aligned line per event; json: the events as stored (default text)" },
+    format: {
+      type: "string",
+      valueHint: "text|json",
+      description: "text: one aligned line per event; json: the events as stored (default text)",
+    },
     type: { type: "string", valueHint: "KINDS", description: "only these kinds: command,disk,network,session" },
-    tty: { type: "boolean", description: "what the terminal showed, as text, with the events between its lines where they happened" },
-    tree: { type: "boolean", description: "the session's processes as a tree: pid, argv, return code, connects and opens" },
+    tty: {
+      type: "boolean",
+      description: "what the terminal showed, as text, with the events between its lines where they happened",
+    },
+    tree: {
+      type: "boolean",
+      description: "the session's processes as a tree: pid, argv, return code, connects and opens",
+    },
   },
   run({ args }) {
     const sid = requireSid("replay", args);
     const format = args.format ?? "text";
-    if (format !== "text" && format !== "json") throw new EsrError(`replay: --format must be text or json, not ${JSON.stringify(format)}`, 2);
+    if (format !== "text" && format !== "json")
+      throw new EsrError(`replay: --format must be text or json, not ${JSON.stringify(format)}`, 2);
     if (args.tty && args.tree) throw new EsrError("replay: --tty and --tree are two different views; choose one", 2);
-    if ((args.tty || args.tree) && args.format !== undefined) throw new EsrError(`replay: --format is for the event list, not for --${args.tty ? "tty" : "tree"}`, 2);
+    if ((args.tty || args.tree) && args.format !== undefined)
+      throw new EsrError(`replay: --format is for the event list, not for --${args.tty ? "tty" : "tree"}`, 2);
     let types: Set<string> | undefined;
     if (args.type !== undefined) {
       types = new Set(
         args.type.split(",").map((t) => {
           const file = TYPE_FILES[t.trim()];
-          if (!file) throw new EsrError(`replay: unknown --type ${JSON.stringify(t)} (expected ${Object.keys(TYPE_FILES).join(", ")})`, 2);
+          if (!file)
+            throw new EsrError(
+              `replay: unknown --type ${JSON.stringify(t)} (expected ${Object.keys(TYPE_FILES).join(", ")})`,
+              2,
+            );
           return file;
         }),
       );

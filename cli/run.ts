@@ -26,7 +26,10 @@ async function optionNames(cmd: AnyCommand, keep: (def: ArgDef) => boolean = () 
 async function unknownFlags(cmd: AnyCommand, args: string[]): Promise<string[]> {
   const known = await optionNames(cmd);
   known.add("help").add("h");
-  return args.filter((a) => a.startsWith("-") && a !== "-").map((a) => a.replace(/^--?(no-)?/, "").split("=")[0]!).filter((name) => !known.has(name));
+  return args
+    .filter((a) => a.startsWith("-") && a !== "-")
+    .map((a) => a.replace(/^--?(no-)?/, "").split("=")[0]!)
+    .filter((name) => !known.has(name));
 }
 
 /**
@@ -53,7 +56,10 @@ async function emptyValue(cmd: AnyCommand, args: string[]): Promise<string | und
 export async function runCli(main: AnyCommand, rawArgs: string[]) {
   const dashdash = rawArgs.indexOf("--");
   const own = dashdash >= 0 ? rawArgs.slice(0, dashdash) : rawArgs;
-  const subCommands = ((await resolve(main.subCommands)) ?? {}) as Record<string, AnyCommand | (() => Promise<AnyCommand>)>;
+  const subCommands = ((await resolve(main.subCommands)) ?? {}) as Record<
+    string,
+    AnyCommand | (() => Promise<AnyCommand>)
+  >;
   const name = own.find((a) => !a.startsWith("-"));
   const sub = name && Object.hasOwn(subCommands, name) ? await resolve(subCommands[name]) : undefined;
   try {
@@ -82,6 +88,8 @@ export function fail(err: unknown): never {
     process.exit(err.exitCode);
   }
   // Not an expected failure: still one line, but say it is a bug so it gets reported.
-  process.stderr.write(`esr: internal error: ${errorMessage(err)}${process.env.ESR_DEBUG ? `\n${(err as Error)?.stack}` : " (ESR_DEBUG=1 for details)"}\n`);
+  process.stderr.write(
+    `esr: internal error: ${errorMessage(err)}${process.env.ESR_DEBUG ? `\n${(err as Error)?.stack}` : " (ESR_DEBUG=1 for details)"}\n`,
+  );
   process.exit(70);
 }

@@ -36,7 +36,8 @@ interface Sample {
 
 function sh(cmd: string[], opts: { allowFail?: boolean } = {}): string {
   const r = Bun.spawnSync({ cmd, stdout: "pipe", stderr: "pipe" });
-  if (r.exitCode !== 0 && !opts.allowFail) throw new Error(`${cmd.join(" ")} failed (${r.exitCode}): ${r.stderr.toString().trim()}`);
+  if (r.exitCode !== 0 && !opts.allowFail)
+    throw new Error(`${cmd.join(" ")} failed (${r.exitCode}): ${r.stderr.toString().trim()}`);
   return r.stdout.toString();
 }
 
@@ -52,7 +53,8 @@ function parseWorkload(out: string): { nsPerOp: number; cpu: number } {
 }
 
 function benchUid(): number {
-  if (sh(["id", "-u", BENCH_USER], { allowFail: true }).trim() === "") sh(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", BENCH_USER]);
+  if (sh(["id", "-u", BENCH_USER], { allowFail: true }).trim() === "")
+    sh(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", BENCH_USER]);
   return Number(sh(["id", "-u", BENCH_USER]).trim());
 }
 
@@ -64,14 +66,23 @@ async function plain(args: string[]): Promise<Sample> {
 
 /** The workload as the bench user inside an esr session recording `events`. */
 async function recorded(args: string[], events: string, dataDir: string): Promise<Sample> {
-  const proc = Bun.spawn({ cmd: [ESR, "record", "--data-dir", dataDir, "--events", events, "--login", BENCH_USER, "--", ...args], stdout: "pipe", stderr: "pipe" });
+  const proc = Bun.spawn({
+    cmd: [ESR, "record", "--data-dir", dataDir, "--events", events, "--login", BENCH_USER, "--", ...args],
+    stdout: "pipe",
+    stderr: "pipe",
+  });
   const [out, err] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text()]);
   await proc.exited;
   if (proc.exitCode !== 0) throw new Error(`esr record failed: ${err}`);
   const usage = proc.resourceUsage()!;
   const w = parseWorkload(out);
   const esrCpu = Number(usage.cpuTime.user + usage.cpuTime.system) / 1e6;
-  return { nsPerOp: w.nsPerOp, recorderCpu: Math.max(0, esrCpu - w.cpu), maxRssBytes: Number(usage.maxRSS), sid: /session (\S+)/.exec(err)?.[1] };
+  return {
+    nsPerOp: w.nsPerOp,
+    recorderCpu: Math.max(0, esrCpu - w.cpu),
+    maxRssBytes: Number(usage.maxRSS),
+    sid: /session (\S+)/.exec(err)?.[1],
+  };
 }
 
 // auditd ----------------------------------------------------------------------------------------
@@ -89,7 +100,11 @@ function stopAuditd() {
 function auditdReady(): string | undefined {
   if (!withAuditd) return "skipped (--no-auditd)";
   if (!existsSync("/sbin/auditctl")) {
-    const r = Bun.spawnSync(["bash", "-c", "DEBIAN_FRONTEND=noninteractive apt-get install -y -qq auditd >/dev/null 2>&1"]);
+    const r = Bun.spawnSync([
+      "bash",
+      "-c",
+      "DEBIAN_FRONTEND=noninteractive apt-get install -y -qq auditd >/dev/null 2>&1",
+    ]);
     if (r.exitCode !== 0) return "auditd could not be installed";
   }
   if (sh(["pgrep", "-x", "auditd"], { allowFail: true }).trim() === "") {
@@ -98,12 +113,24 @@ function auditdReady(): string | undefined {
   }
   sh(["/sbin/auditctl", "-e", "1"], { allowFail: true });
   const status = sh(["/sbin/auditctl", "-s"], { allowFail: true });
-  return /enabled 1|enabled 2/.test(status) || /pid [1-9]/.test(status) ? undefined : `auditd did not start: ${status.trim()}`;
+  return /enabled 1|enabled 2/.test(status) || /pid [1-9]/.test(status)
+    ? undefined
+    : `auditd did not start: ${status.trim()}`;
 }
 
 /** Runs `fn` with an audit rule for `syscalls`, scoped to the bench user (as close as auditd allows). */
 async function withAuditRule<T>(syscalls: string[], uid: number, fn: () => Promise<T>): Promise<T> {
-  const rule = ["-a", "always,exit", "-F", "arch=b64", ...syscalls.flatMap((s) => ["-S", s]), "-F", `uid=${uid}`, "-k", AUDIT_KEY];
+  const rule = [
+    "-a",
+    "always,exit",
+    "-F",
+    "arch=b64",
+    ...syscalls.flatMap((s) => ["-S", s]),
+    "-F",
+    `uid=${uid}`,
+    "-k",
+    AUDIT_KEY,
+  ];
   sh(["/sbin/auditctl", ...rule]);
   try {
     return await fn();
@@ -130,15 +157,29 @@ class DaemonLogins {
     const dir = mkdtempSync(join(tmpdir(), "esr-bench-daemon-"));
     const rootPath = `/esr-bench-${process.pid}`;
     const config = join(dir, "esr.yaml");
-    await Bun.write(config, `ssh_service:\n  enhanced_recording:\n    root_path: ${rootPath}\n---\nkind: role\nmetadata: { name: all }\nspec: { options: { enhanced_recording: [command, disk, network] } }\n---\nkind: user\nmetadata: { name: root }\nspec: { roles: [all] }\n`);
+    await Bun.write(
+      config,
+      `ssh_service:\n  enhanced_recording:\n    root_path: ${rootPath}\n---\nkind: role\nmetadata: { name: all }\nspec: { options: { enhanced_recording: [command, disk, network] } }\n---\nkind: user\nmetadata: { name: root }\nspec: { roles: [all] }\n`,
+    );
     const socket = join(dir, "run", "esr.sock");
-    const daemon = Bun.spawn({ cmd: [ESR, "daemon", "--config", config, "--data-dir", dataDir, "--socket", socket], stdout: "ignore", stderr: "ignore" });
+    const daemon = Bun.spawn({
+      cmd: [ESR, "daemon", "--config", config, "--data-dir", dataDir, "--socket", socket],
+      stdout: "ignore",
+      stderr: "ignore",
+    });
     for (let i = 0; i < 200 && !existsSync(socket); i++) await Bun.sleep(25);
     const listener = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
     const logins: ReturnType<typeof Bun.spawn>[] = [];
     for (let i = 0; i < n; i++) {
       const script = `exec 3<>/dev/tcp/127.0.0.1/${listener.port} && PAM_TYPE=open_session "${ESR}" pam --socket "${socket}" && exec sleep 3600`;
-      logins.push(Bun.spawn({ cmd: ["bash", "-c", script], env: { PATH: "/usr/bin:/bin", PAM_USER: "root", PAM_SERVICE: "sshd" }, stdout: "ignore", stderr: "ignore" }));
+      logins.push(
+        Bun.spawn({
+          cmd: ["bash", "-c", script],
+          env: { PATH: "/usr/bin:/bin", PAM_USER: "root", PAM_SERVICE: "sshd" },
+          stdout: "ignore",
+          stderr: "ignore",
+        }),
+      );
     }
     await Bun.sleep(300 + n * 40);
     const failed = logins.filter((l) => l.exitCode !== null);
@@ -163,13 +204,17 @@ function sessionFiles(dataDir: string, sid: string): string[] {
   const out: string[] = [];
   for (const host of readdirSync(hosts)) {
     const dir = join(hosts, host, "sessions", "default");
-    if (existsSync(dir)) for (const f of readdirSync(dir)) if (f.startsWith(sid) && f.endsWith(".gz")) out.push(join(dir, f));
+    if (existsSync(dir))
+      for (const f of readdirSync(dir)) if (f.startsWith(sid) && f.endsWith(".gz")) out.push(join(dir, f));
   }
   return out;
 }
 
 function sessionSummary(dataDir: string, sid: string): { events: number; lost: Record<string, number>; bytes: number } {
-  const ls = sh([ESR, "ls", "--json", "--data-dir", dataDir]).trim().split("\n").map((l) => JSON.parse(l));
+  const ls = sh([ESR, "ls", "--json", "--data-dir", dataDir])
+    .trim()
+    .split("\n")
+    .map((l) => JSON.parse(l));
   const s = ls.find((x) => x.sid === sid);
   const events = s.counts.command + s.counts.disk + s.counts.network;
   const bytes = sessionFiles(dataDir, sid).reduce((n, f) => n + statSync(f).size, 0);
@@ -187,7 +232,9 @@ interface Row {
 const rows: Row[] = [];
 function row(name: string, value: string, target = "", met?: boolean) {
   rows.push({ name, value, target, met });
-  console.log(`  ${name.padEnd(58)} ${value.padEnd(30)} ${target}${met === undefined ? "" : met ? "  ok" : "  MISSED"}`);
+  console.log(
+    `  ${name.padEnd(58)} ${value.padEnd(30)} ${target}${met === undefined ? "" : met ? "  ok" : "  MISSED"}`,
+  );
 }
 const ratio = (x: number) => `${x.toFixed(3)}×`;
 
@@ -195,19 +242,46 @@ async function main() {
   if (process.getuid?.() !== 0) throw new Error("the benchmark runs as root");
   if (!existsSync(ESR)) throw new Error(`${ESR} is missing: run bash scripts/setup.sh`);
   const source = join(ROOT, "scripts", "bench", "workload.c");
-  if (!existsSync(WORKLOAD) || statSync(WORKLOAD).mtimeMs < statSync(source).mtimeMs) sh(["clang", "-O2", "-Wall", "-Werror", "-o", WORKLOAD, source]);
+  if (!existsSync(WORKLOAD) || statSync(WORKLOAD).mtimeMs < statSync(source).mtimeMs)
+    sh(["clang", "-O2", "-Wall", "-Werror", "-o", WORKLOAD, source]);
   const uid = benchUid();
   const dataDir = mkdtempSync(join(tmpdir(), "esr-bench-"));
   const auditdProblem = auditdReady();
-  console.log(`esr benchmark — ${quick ? "quick smoke run" : `${ROUNDS} rounds, medians`}; kernel ${sh(["uname", "-r"]).trim()}, ${navigator.hardwareConcurrency} CPUs`);
+  console.log(
+    `esr benchmark — ${quick ? "quick smoke run" : `${ROUNDS} rounds, medians`}; kernel ${sh(["uname", "-r"]).trim()}, ${navigator.hardwareConcurrency} CPUs`,
+  );
   if (auditdProblem) console.log(`  auditd: ${auditdProblem}`);
 
   // 1. Workloads: unrecorded vs esr vs auditd, alternating.
   const workloads = [
-    { name: "exec storm (fork+exec /bin/true a b c)", args: [WORKLOAD, "exec", String(scale(400))], events: "command", audit: ["execve"], target: 1.05 },
-    { name: "open storm, disk events (open+close cached file)", args: [WORKLOAD, "open", String(scale(200000))], events: "disk", audit: ["openat"], target: 1.2 },
-    { name: "connect storm on loopback, network events", args: [WORKLOAD, "connect", String(scale(5000))], events: "network", audit: undefined, target: 1.1 },
-    { name: "mixed shell workload, all events", args: ["bash", MIXED], events: "command,disk,network", audit: undefined, target: undefined },
+    {
+      name: "exec storm (fork+exec /bin/true a b c)",
+      args: [WORKLOAD, "exec", String(scale(400))],
+      events: "command",
+      audit: ["execve"],
+      target: 1.05,
+    },
+    {
+      name: "open storm, disk events (open+close cached file)",
+      args: [WORKLOAD, "open", String(scale(200000))],
+      events: "disk",
+      audit: ["openat"],
+      target: 1.2,
+    },
+    {
+      name: "connect storm on loopback, network events",
+      args: [WORKLOAD, "connect", String(scale(5000))],
+      events: "network",
+      audit: undefined,
+      target: 1.1,
+    },
+    {
+      name: "mixed shell workload, all events",
+      args: ["bash", MIXED],
+      events: "command,disk,network",
+      audit: undefined,
+      target: undefined,
+    },
   ];
   const recordedSamples: Sample[] = [];
   for (const w of workloads) {
@@ -229,7 +303,12 @@ async function main() {
     }
     const b = median(base);
     const e = median(esr) / b;
-    row(`${w.name}: esr / unrecorded`, `${ratio(e)} (${median(esr).toFixed(0)} vs ${b.toFixed(0)} ns/op)`, w.target ? `target ≤ ${w.target}×` : "", w.target ? e <= w.target : undefined);
+    row(
+      `${w.name}: esr / unrecorded`,
+      `${ratio(e)} (${median(esr).toFixed(0)} vs ${b.toFixed(0)} ns/op)`,
+      w.target ? `target ≤ ${w.target}×` : "",
+      w.target ? e <= w.target : undefined,
+    );
     if (audit.length) row(`${w.name}: auditd / unrecorded`, ratio(median(audit) / b), "reference");
   }
 
@@ -255,8 +334,18 @@ async function main() {
     const ex = median(during.exec) / median(base.exec);
     const op = median(during.open) / median(base.open);
     const targeted = n === 50 && label.includes("daemon");
-    row(`outside any session, ${n} ${label}: exec storm`, ratio(ex), targeted ? "target ≤ 1.02×" : "", targeted ? ex <= 1.02 : undefined);
-    row(`outside any session, ${n} ${label}: open storm`, ratio(op), targeted ? "target ≤ 1.02×" : "", targeted ? op <= 1.02 : undefined);
+    row(
+      `outside any session, ${n} ${label}: exec storm`,
+      ratio(ex),
+      targeted ? "target ≤ 1.02×" : "",
+      targeted ? ex <= 1.02 : undefined,
+    );
+    row(
+      `outside any session, ${n} ${label}: open storm`,
+      ratio(op),
+      targeted ? "target ≤ 1.02×" : "",
+      targeted ? op <= 1.02 : undefined,
+    );
   };
   for (const n of quick ? [1] : [1, 10, 50]) {
     await outsideRow("sessions of one esr daemon recording", n, async () => {
@@ -267,7 +356,11 @@ async function main() {
   for (const n of quick ? [1] : [1, 10, 50]) {
     await outsideRow("standalone esr record sessions recording", n, async () => {
       const sessions = Array.from({ length: n }, () =>
-        Bun.spawn({ cmd: [ESR, "record", "-q", "--data-dir", dataDir, "--events", "command,disk,network", "--", "sleep", "3600"], stdout: "ignore", stderr: "ignore" }),
+        Bun.spawn({
+          cmd: [ESR, "record", "-q", "--data-dir", dataDir, "--events", "command,disk,network", "--", "sleep", "3600"],
+          stdout: "ignore",
+          stderr: "ignore",
+        }),
       );
       await Bun.sleep(500 + n * 60);
       return async () => {
@@ -312,9 +405,19 @@ async function main() {
     const sum = sessionSummary(dataDir, s.sid!);
     const achieved = 1e9 / s.nsPerOp;
     if (sum.lost.disk === 0 && achieved > lossless) lossless = achieved;
-    row(`open events at ${rate ? `${rate / 1000}k/s` : "full speed"} (achieved ${(achieved / 1000).toFixed(0)}k/s)`, `${sum.events} written, ${sum.lost.disk} lost`, rate === 200_000 ? "target 0 lost" : "", rate === 200_000 ? sum.lost.disk === 0 : undefined);
+    row(
+      `open events at ${rate ? `${rate / 1000}k/s` : "full speed"} (achieved ${(achieved / 1000).toFixed(0)}k/s)`,
+      `${sum.events} written, ${sum.lost.disk} lost`,
+      rate === 200_000 ? "target 0 lost" : "",
+      rate === 200_000 ? sum.lost.disk === 0 : undefined,
+    );
   }
-  row("highest rate delivered without loss", `${(lossless / 1000).toFixed(0)}k events/s`, "target ≥ 200k/s", lossless >= 200_000);
+  row(
+    "highest rate delivered without loss",
+    `${(lossless / 1000).toFixed(0)}k events/s`,
+    "target ≥ 200k/s",
+    lossless >= 200_000,
+  );
 
   rmSync(dataDir, { recursive: true, force: true });
   const missed = rows.filter((r) => r.met === false).length;

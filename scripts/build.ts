@@ -32,7 +32,10 @@ for (const file of readdirSync(join(root, "bpf")).filter((f) => f.endsWith(".bpf
   // Keep BTF (CO-RE needs it), drop DWARF.
   await $`llvm-strip -g ${out}`;
   // The recorder enables a kind's programs by their name prefix (lib/probes.ts).
-  const programs = (await $`llvm-nm --defined-only ${out}`.text()).split("\n").filter((l) => / T /.test(l)).map((l) => l.split(" ").pop()!);
+  const programs = (await $`llvm-nm --defined-only ${out}`.text())
+    .split("\n")
+    .filter((l) => / T /.test(l))
+    .map((l) => l.split(" ").pop()!);
   const stray = programs.filter((p) => !p.startsWith(`${kind}_`));
   if (stray.length) throw new Error(`${file}: program ${stray[0]} must be named ${kind}_…`);
   kindObjects.push(out);

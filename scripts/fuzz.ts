@@ -17,10 +17,10 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { parseConfig } from "../lib/config.ts";
+import { parseConfig } from "../lib/config/config.ts";
 import { EsrError } from "../lib/errors.ts";
-import { GzipMemberFile, gunzipMembers } from "../lib/gzip-members.ts";
-import { readEventFile } from "../lib/recording.ts";
+import { GzipMemberFile, gunzipMembers } from "../lib/store/file/gzip-members.ts";
+import { readEventFile } from "../lib/store/file/session-files.ts";
 
 /** A small, seedable PRNG (mulberry32): a failing case can be replayed from its seed. */
 export function rng(seed: number) {
@@ -39,14 +39,85 @@ export function rng(seed: number) {
 type Rng = ReturnType<typeof rng>;
 
 const SCALARS = [
-  "", "~", "null", "true", "false", "yes", "no", "on", "0", "-1", "8", "1.5", "1e9", "0x10", "0o17", ".inf", "-.inf", ".nan",
-  "99999999999999999999", "/", "/cgroup2", "relative/path", "../..", "/esr", "command", "disk", "network", "bogus", "'quoted'",
-  '"dq"', '"\\u0000"', "!!str 8", "!!int x", "!!binary aGk=", "<<: *a", "&a 1", "*a", "*undefined", "|", ">", "- ", "? k", "{", "[",
-  "\t", "é", "\u202e", "%YAML 1.2", "@", "`", "#c", "a: b: c",
+  "",
+  "~",
+  "null",
+  "true",
+  "false",
+  "yes",
+  "no",
+  "on",
+  "0",
+  "-1",
+  "8",
+  "1.5",
+  "1e9",
+  "0x10",
+  "0o17",
+  ".inf",
+  "-.inf",
+  ".nan",
+  "99999999999999999999",
+  "/",
+  "/cgroup2",
+  "relative/path",
+  "../..",
+  "/esr",
+  "command",
+  "disk",
+  "network",
+  "bogus",
+  "'quoted'",
+  '"dq"',
+  '"\\u0000"',
+  "!!str 8",
+  "!!int x",
+  "!!binary aGk=",
+  "<<: *a",
+  "&a 1",
+  "*a",
+  "*undefined",
+  "|",
+  ">",
+  "- ",
+  "? k",
+  "{",
+  "[",
+  "\t",
+  "é",
+  "\u202e",
+  "%YAML 1.2",
+  "@",
+  "`",
+  "#c",
+  "a: b: c",
 ];
-const KEYS = ["teleport", "nodename", "data_dir", "auth_service", "cluster_name", "ssh_service", "enhanced_recording", "enabled",
-  "command_buffer_size", "disk_buffer_size", "network_buffer_size", "cgroup_path", "root_path", "kind", "version", "metadata",
-  "name", "spec", "options", "roles", "role", "user", "unknown", "<<"];
+const KEYS = [
+  "teleport",
+  "nodename",
+  "data_dir",
+  "auth_service",
+  "cluster_name",
+  "ssh_service",
+  "enhanced_recording",
+  "enabled",
+  "command_buffer_size",
+  "disk_buffer_size",
+  "network_buffer_size",
+  "cgroup_path",
+  "root_path",
+  "kind",
+  "version",
+  "metadata",
+  "name",
+  "spec",
+  "options",
+  "roles",
+  "role",
+  "user",
+  "unknown",
+  "<<",
+];
 
 function yamlValue(r: Rng, depth: number): string {
   const roll = r.int(10);
@@ -60,7 +131,10 @@ function yamlBlock(r: Rng, indent: number, depth: number): string {
   for (let i = 0, n = 1 + r.int(4); i < n; i++) {
     const key = r.pick(KEYS);
     if (depth < 4 && r.int(3) === 0) lines.push(`${" ".repeat(indent)}${key}:\n${yamlBlock(r, indent + 2, depth + 1)}`);
-    else if (r.int(6) === 0) lines.push(`${" ".repeat(indent)}${key}:\n${Array.from({ length: 1 + r.int(3) }, () => `${" ".repeat(indent + 2)}- ${yamlValue(r, depth + 1)}`).join("\n")}`);
+    else if (r.int(6) === 0)
+      lines.push(
+        `${" ".repeat(indent)}${key}:\n${Array.from({ length: 1 + r.int(3) }, () => `${" ".repeat(indent + 2)}- ${yamlValue(r, depth + 1)}`).join("\n")}`,
+      );
     else lines.push(`${" ".repeat(indent)}${key}: ${yamlValue(r, depth)}`);
   }
   return lines.join("\n");
@@ -83,7 +157,31 @@ function mutate(r: Rng, text: string): string {
         chars.splice(at, 0, ...r.pick(SCALARS));
         break;
       case 2:
-        chars.splice(at, 0, r.pick([":", "-", " ", "\n", "\t", "[", "]", "{", "}", "&", "*", "!", "'", '"', "#", "|", ">", "\0", "\uFFFD"]));
+        chars.splice(
+          at,
+          0,
+          r.pick([
+            ":",
+            "-",
+            " ",
+            "\n",
+            "\t",
+            "[",
+            "]",
+            "{",
+            "}",
+            "&",
+            "*",
+            "!",
+            "'",
+            '"',
+            "#",
+            "|",
+            ">",
+            "\0",
+            "\uFFFD",
+          ]),
+        );
         break;
       case 3:
         chars.length = at;
@@ -127,11 +225,14 @@ export function fuzzConfig(iterations: number, seed = 1): FuzzReport {
       report.accepted++;
     } catch (err) {
       if (!(err instanceof EsrError)) report.failures.push({ input: text, why: `not an EsrError: ${String(err)}` });
-      else if (err.message.includes("\n")) report.failures.push({ input: text, why: `a message of several lines: ${err.message}` });
-      else if (!err.message.startsWith("fuzz.yaml:") && !/unknown role|role "/.test(err.message)) report.failures.push({ input: text, why: `the message does not name the file: ${err.message}` });
+      else if (err.message.includes("\n"))
+        report.failures.push({ input: text, why: `a message of several lines: ${err.message}` });
+      else if (!err.message.startsWith("fuzz.yaml:") && !/unknown role|role "/.test(err.message))
+        report.failures.push({ input: text, why: `the message does not name the file: ${err.message}` });
       else report.rejected++;
     }
-    if (performance.now() - t > 1000) report.failures.push({ input: text, why: `took ${(performance.now() - t).toFixed(0)} ms` });
+    if (performance.now() - t > 1000)
+      report.failures.push({ input: text, why: `took ${(performance.now() - t).toFixed(0)} ms` });
   }
   report.ms = performance.now() - t0;
   return report;
@@ -186,7 +287,14 @@ function damage(r: Rng, bytes: Buffer): Buffer {
 export function fuzzGzip(iterations: number, seed = 1): FuzzReport & { damaged: number } {
   const r = rng(seed);
   const dir = mkdtempSync(join(tmpdir(), "esr-fuzz-"));
-  const report = { iterations, accepted: 0, rejected: 0, damaged: 0, failures: [] as { input: string; why: string }[], ms: 0 };
+  const report = {
+    iterations,
+    accepted: 0,
+    rejected: 0,
+    damaged: 0,
+    failures: [] as { input: string; why: string }[],
+    ms: 0,
+  };
   const t0 = performance.now();
   const originals = Array.from({ length: 8 }, () => gzFile(dir, r, 1 + r.int(12), 1 + r.int(60)));
   try {
@@ -197,7 +305,10 @@ export function fuzzGzip(iterations: number, seed = 1): FuzzReport & { damaged: 
         const got = gunzipMembers(bytes);
         if (!original.text.startsWith(got.text)) {
           // A flipped bit that still passes the CRC (1 in 2^32) would land here; nothing else may.
-          report.failures.push({ input: bytes.toString("base64"), why: "gunzipMembers returned text that is not a prefix of the original" });
+          report.failures.push({
+            input: bytes.toString("base64"),
+            why: "gunzipMembers returned text that is not a prefix of the original",
+          });
           continue;
         }
         if (got.error) report.damaged++;
@@ -206,9 +317,18 @@ export function fuzzGzip(iterations: number, seed = 1): FuzzReport & { damaged: 
         writeFileSync(path, bytes);
         const warnings: string[] = [];
         const events = readEventFile(path, warnings);
-        const expected = original.text.split("\n").filter(Boolean).slice(0, events.length).map((l) => JSON.parse(l));
-        if (JSON.stringify(events) !== JSON.stringify(expected)) report.failures.push({ input: bytes.toString("base64"), why: "readEventFile returned events that are not the original's first ones" });
-        else if (warnings.some((w) => w.includes("\n"))) report.failures.push({ input: bytes.toString("base64"), why: "a warning of several lines" });
+        const expected = original.text
+          .split("\n")
+          .filter(Boolean)
+          .slice(0, events.length)
+          .map((l) => JSON.parse(l));
+        if (JSON.stringify(events) !== JSON.stringify(expected))
+          report.failures.push({
+            input: bytes.toString("base64"),
+            why: "readEventFile returned events that are not the original's first ones",
+          });
+        else if (warnings.some((w) => w.includes("\n")))
+          report.failures.push({ input: bytes.toString("base64"), why: "a warning of several lines" });
         else if (warnings.length) report.rejected++;
         else report.accepted++;
       } catch (err) {
@@ -231,9 +351,14 @@ if (import.meta.main) {
   const seed = arg("seed", Date.now() % 1e9);
   console.log(`fuzz: seed ${seed}, ${iterations} inputs each`);
   const c = fuzzConfig(iterations, seed);
-  console.log(`config: ${c.accepted} accepted, ${c.rejected} rejected with one-line errors, ${c.failures.length} failures, ${(c.iterations / (c.ms / 1000)).toFixed(0)} inputs/s`);
+  console.log(
+    `config: ${c.accepted} accepted, ${c.rejected} rejected with one-line errors, ${c.failures.length} failures, ${(c.iterations / (c.ms / 1000)).toFixed(0)} inputs/s`,
+  );
   const g = fuzzGzip(iterations, seed);
-  console.log(`gz:     ${g.accepted} read whole, ${g.rejected} read up to damage with a warning (${g.damaged} damaged members found), ${g.failures.length} failures, ${(g.iterations / (g.ms / 1000)).toFixed(0)} inputs/s`);
-  for (const f of [...c.failures, ...g.failures].slice(0, 10)) console.log(`FAIL ${f.why}\n  input: ${JSON.stringify(f.input).slice(0, 400)}`);
+  console.log(
+    `gz:     ${g.accepted} read whole, ${g.rejected} read up to damage with a warning (${g.damaged} damaged members found), ${g.failures.length} failures, ${(g.iterations / (g.ms / 1000)).toFixed(0)} inputs/s`,
+  );
+  for (const f of [...c.failures, ...g.failures].slice(0, 10))
+    console.log(`FAIL ${f.why}\n  input: ${JSON.stringify(f.input).slice(0, 400)}`);
   process.exit(c.failures.length + g.failures.length ? 1 : 0);
 }

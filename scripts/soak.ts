@@ -12,8 +12,8 @@
  */
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { evade, rssKiB, startRecording } from "../test/adversary.ts";
-import { replayEvents, tempDir } from "../test/harness.ts";
+import { evade, rssKiB, startRecording } from "../test/support/adversary.ts";
+import { replayEvents, tempDir } from "../test/support/harness.ts";
 
 const arg = (name: string, dflt: string) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -34,9 +34,25 @@ const script = lsMode
   : opens
     ? `${bin} openstorm ${seconds} /etc/hostname >/dev/null & ${bin} execstorm ${seconds} /bin/true; wait`
     : `${bin} execstorm ${seconds} /bin/true`;
-const storms = lsMode ? [Bun.spawn([bin, "execstorm", String(seconds + 5), "/bin/true"], { stdout: "pipe" }), Bun.spawn([bin, "openstorm", String(seconds + 5), "/etc/hostname"], { stdout: "pipe" })] : [];
-const rec = await startRecording(["--data-dir", dataDir, "--events", lsMode ? "command,disk,network" : events, "--", "bash", "-c", script]);
-console.log(`soak: session ${rec.sid}, ${minutes} min, events ${events}${opens ? ", with an open loop" : ""}; data in ${dataDir}`);
+const storms = lsMode
+  ? [
+      Bun.spawn([bin, "execstorm", String(seconds + 5), "/bin/true"], { stdout: "pipe" }),
+      Bun.spawn([bin, "openstorm", String(seconds + 5), "/etc/hostname"], { stdout: "pipe" }),
+    ]
+  : [];
+const rec = await startRecording([
+  "--data-dir",
+  dataDir,
+  "--events",
+  lsMode ? "command,disk,network" : events,
+  "--",
+  "bash",
+  "-c",
+  script,
+]);
+console.log(
+  `soak: session ${rec.sid}, ${minutes} min, events ${events}${opens ? ", with an open loop" : ""}; data in ${dataDir}`,
+);
 console.log("elapsed_s  rss_mib  cpu_s");
 const cpuSeconds = (pid: number) => {
   try {
@@ -58,7 +74,9 @@ while (!finished) {
   if (kib === undefined) break;
   const t = (performance.now() - t0) / 1000;
   samples.push({ t, kib });
-  console.log(`${t.toFixed(0).padStart(9)}  ${(kib / 1024).toFixed(1).padStart(7)}  ${cpuSeconds(rec.proc.pid).toFixed(1).padStart(5)}`);
+  console.log(
+    `${t.toFixed(0).padStart(9)}  ${(kib / 1024).toFixed(1).padStart(7)}  ${cpuSeconds(rec.proc.pid).toFixed(1).padStart(5)}`,
+  );
 }
 const code = await done;
 const stdout = await rec.stdout();
@@ -67,10 +85,23 @@ const end = (await replayEvents(dataDir, rec.sid, ["--type", "session"])).find((
 const sessions = join(dataDir, "log", readFileSync(join(dataDir, "host_uuid"), "utf8").trim(), "sessions", "default");
 const written = readdirSync(sessions)
   .filter((f) => f.startsWith(rec.sid) && f.endsWith(".gz"))
-  .reduce((n, f) => n + Number(Bun.spawnSync(["sh", "-c", `zcat '${join(sessions, f)}' | wc -l`]).stdout.toString().trim()), 0);
+  .reduce(
+    (n, f) =>
+      n +
+      Number(
+        Bun.spawnSync(["sh", "-c", `zcat '${join(sessions, f)}' | wc -l`])
+          .stdout.toString()
+          .trim(),
+      ),
+    0,
+  );
 const execs = Number(/execs (\d+)/.exec(stdout)?.[1] ?? NaN);
 if (lsMode) {
-  const cmds = Bun.spawnSync(["sh", "-c", `zcat '${join(sessions, `${rec.sid}-0.session.command-events.gz`)}'`]).stdout.toString().split("\n").filter(Boolean).map((l) => JSON.parse(l));
+  const cmds = Bun.spawnSync(["sh", "-c", `zcat '${join(sessions, `${rec.sid}-0.session.command-events.gz`)}'`])
+    .stdout.toString()
+    .split("\n")
+    .filter(Boolean)
+    .map((l) => JSON.parse(l));
   const count = (path: string) => cmds.filter((e) => e.path === path).length;
   const stormText = await Promise.all(storms.map((p) => new Response(p.stdout).text()));
   console.log(
@@ -83,7 +114,12 @@ const tail = samples.slice(Math.floor(samples.length / 2));
 const n = tail.length;
 const mt = tail.reduce((s, x) => s + x.t, 0) / n;
 const mk = tail.reduce((s, x) => s + x.kib, 0) / n;
-const slope = tail.reduce((s, x) => s + (x.t - mt) * (x.kib - mk), 0) / Math.max(1e-9, tail.reduce((s, x) => s + (x.t - mt) ** 2, 0));
+const slope =
+  tail.reduce((s, x) => s + (x.t - mt) * (x.kib - mk), 0) /
+  Math.max(
+    1e-9,
+    tail.reduce((s, x) => s + (x.t - mt) ** 2, 0),
+  );
 console.log(
   `soak: exit ${code}; ${written} events written; execs ${execs} (${(execs / seconds).toFixed(0)}/s); lost ${JSON.stringify(end?.lost_events)}; ` +
     `RSS first ${((samples[0]?.kib ?? 0) / 1024).toFixed(1)} MiB, max ${(Math.max(...samples.map((s) => s.kib)) / 1024).toFixed(1)} MiB, last ${((samples[samples.length - 1]?.kib ?? 0) / 1024).toFixed(1)} MiB; ` +

@@ -1,9 +1,27 @@
 #!/usr/bin/env bash
-# Sets up (Debian and npm packages, build) and runs every test as root on the real kernel.
-# Ends with a line "N passed, N failed".
+# Sets up (Debian and npm packages, build) and runs every test as root on the real kernel, plus the
+# static checks (types, formatting). Ends with a line "N passed, N failed".
 set -uo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh || { echo "0 passed, 1 failed"; exit 1; }
+
+# Static checks count as one test each, so a red formatter fails CI like a red test.
+static_passed=0
+static_failed=0
+static() {
+  local name=$1
+  shift
+  if "$@"; then
+    echo "(pass) static: $name"
+    static_passed=$((static_passed + 1))
+  else
+    echo "(fail) static: $name"
+    static_failed=$((static_failed + 1))
+  fi
+}
+static "types (tsc --noEmit)" node_modules/.bin/tsc --noEmit -p .
+static "formatting (prettier --check)" node_modules/.bin/prettier --check --log-level warn .
+
 log=$(mktemp)
 node_modules/.bin/bun test --timeout 60000 "$@" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
@@ -13,5 +31,8 @@ rm -f "$log"
 # A run that stopped before its summary (crash, no tests) must not look green.
 if [ "$status" -ne 0 ] && [ "$failed" = 0 ]; then failed=1; fi
 if [ "$passed" = 0 ] && [ "$failed" = 0 ]; then failed=1; fi
+passed=$((passed + static_passed))
+failed=$((failed + static_failed))
+[ "$static_failed" -gt 0 ] && status=1
 echo "$passed passed, $failed failed"
 exit "$status"

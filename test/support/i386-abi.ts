@@ -14,13 +14,18 @@ let probed: I386Abi | undefined;
 
 export function i386Abi(): I386Abi {
   if (probed) return probed;
-  if (process.arch !== "x64") return (probed = { available: false, how: "refused", detail: `no i386 ABI on ${process.arch}` });
+  if (process.arch !== "x64")
+    return (probed = { available: false, how: "refused", detail: `no i386 ABI on ${process.arch}` });
   const out = join(mkdtempSync(join(tmpdir(), "esr-int80-")), "int80-getpid");
-  const cc = Bun.spawnSync(["clang", "-O1", "-o", out, join(import.meta.dir, "..", "fixtures", "abi", "int80-getpid.c")], { stderr: "pipe" });
+  const cc = Bun.spawnSync(
+    ["clang", "-O1", "-o", out, join(import.meta.dir, "..", "fixtures", "abi", "int80-getpid.c")],
+    { stderr: "pipe" },
+  );
   if (cc.exitCode !== 0) throw new Error(`cannot build the i386 ABI probe with clang: ${cc.stderr.toString()}`);
   const run = Bun.spawnSync([out], { stdout: "pipe", stderr: "pipe" });
   if (run.exitCode === 0) return (probed = { available: true });
-  if (run.signalCode) return (probed = { available: false, how: "killed", detail: `int $0x80 killed the probe with ${run.signalCode}` });
+  if (run.signalCode)
+    return (probed = { available: false, how: "killed", detail: `int $0x80 killed the probe with ${run.signalCode}` });
   return (probed = { available: false, how: "refused", detail: `int $0x80 returned ${run.stdout.toString().trim()}` });
 }
 

@@ -1,0 +1,80 @@
+/** Can this host record? What `esr check` reports, and what `esr record` refuses to start without. */
+import { existsSync } from "node:fs";
+import { release } from "node:os";
+import { EVENT_KINDS, type EsrConfig } from "../config/config.ts";
+import { EsrError, errorMessage } from "../errors.ts";
+import { KernelTracer } from "../kernel/tracer.ts";
+import { sshdChecks, type SshdCheckOptions } from "./sshd-checks.ts";
+
+export interface CheckItem {
+  name: string;
+  ok: boolean;
+  detail: string;
+  /** Not a reason to fail, but worth the operator's attention. */
+  warn?: boolean;
+}
+
+const MIN_KERNEL: [number, number] = [5, 8];
+const BTF_PATH = "/sys/kernel/btf/vmlinux";
+
+function kernelItem(): CheckItem {
+  const [major = 0, minor = 0] = release().split(/[.-]/).map(Number);
+  const ok = major > MIN_KERNEL[0] || (major === MIN_KERNEL[0] && minor >= MIN_KERNEL[1]);
+  return {
+    name: "kernel",
+    ok,
+    detail: ok ? release() : `${release()} is older than ${MIN_KERNEL.join(".")} (BPF ring buffers)`,
+  };
+}
+
+function btfItem(): CheckItem {
+  const ok = existsSync(BTF_PATH);
+  return {
+    name: "BTF",
+    ok,
+    detail: ok ? BTF_PATH : `${BTF_PATH} is missing: the kernel needs CONFIG_DEBUG_INFO_BTF=y`,
+  };
+}
+
+function rootItem(): CheckItem {
+  const ok = process.getuid?.() === 0;
+  return {
+    name: "root",
+    ok,
+    detail: ok ? "running as root" : "esr must run as root (it loads BPF programs and creates cgroups)",
+  };
+}
+
+/** Throws the first unmet requirement, as one line. */
+export function requireRecordingHost() {
+  for (const item of [rootItem(), kernelItem(), btfItem()]) if (!item.ok) throw new EsrError(item.detail);
+}
+
+/**
+ * Every check, item by item: loads and attaches every program esr has, then detaches them; then,
+ * when sshd is installed, whether its logins reach esr pam.
+ */
+export function hostChecks(config: EsrConfig, sshd: SshdCheckOptions = {}): CheckItem[] {
+  const items = [kernelItem(), btfItem(), rootItem()];
+  if (!items.every((i) => i.ok)) return items;
+  const er = config.enhancedRecording;
+  let tracer: KernelTracer | undefined;
+  try {
+    tracer = KernelTracer.start({
+      config: er,
+      kinds: [...EVENT_KINDS],
+      onFailure: () => {},
+    });
+    items.push({ name: "cgroup v2", ok: true, detail: `mounted at ${er.cgroupPath}, slices under ${er.rootPath}` });
+    for (const p of tracer.programs.attached)
+      items.push({ name: `${p.kind} hook`, ok: true, detail: `${p.section} (${p.name}) loads and attaches` });
+    const stale = tracer.staleSlicesRemoved;
+    items.push({ name: "stale slices", ok: true, detail: stale.length ? `removed ${stale.join(", ")}` : "none" });
+  } catch (err) {
+    items.push({ name: "BPF programs", ok: false, detail: errorMessage(err) });
+  } finally {
+    tracer?.close();
+  }
+  items.push(...sshdChecks(sshd));
+  return items;
+}

@@ -1,0 +1,454 @@
+/**
+ * Teleport-style YAML configuration: the node config (`teleport`, `auth_service`,
+ * `ssh_service.enhanced_recording`) plus `kind: role` / `kind: user` resources that select which
+ * enhanced events are recorded for whom (SPEC §2).
+ *
+ * The files are walked as YAML syntax trees rather than converted to plain objects, so that every
+ * error can name the file and line of the offending value.
+ */
+import { readFileSync } from "node:fs";
+import { hostname } from "node:os";
+import { posix } from "node:path";
+import { getSystemErrorMessage } from "node:util";
+import {
+  isAlias,
+  isMap,
+  isScalar,
+  isSeq,
+  LineCounter,
+  parseAllDocuments,
+  type Document,
+  type Node,
+  type YAMLMap,
+} from "yaml";
+import { EsrError } from "../errors.ts";
+
+export const EVENT_KINDS = ["command", "disk", "network"] as const;
+export type EventKind = (typeof EVENT_KINDS)[number];
+export const DEFAULT_EVENTS: EventKind[] = ["command", "network"];
+
+export interface EnhancedRecordingConfig {
+  enabled: boolean;
+  /** Sizes are in pages of kernel ring buffer. */
+  commandBufferSize: number;
+  diskBufferSize: number;
+  networkBufferSize: number;
+  /** Where cgroup v2 is (or will be) mounted. */
+  cgroupPath: string;
+  /** Parent of the per-session slices, relative to cgroupPath (Teleport's convention). */
+  rootPath: string;
+}
+
+export interface EsrConfig {
+  nodename: string;
+  dataDir: string;
+  clusterName: string;
+  enhancedRecording: EnhancedRecordingConfig;
+  roles: Map<string, EventKind[]>;
+  users: Map<string, string[]>;
+  files: string[];
+}
+
+/** A problem in a config file, located precisely enough for the operator to fix it. */
+export class ConfigError extends EsrError {
+  constructor(
+    readonly file: string,
+    readonly line: number,
+    readonly key: string,
+    message: string,
+  ) {
+    super(`${file}:${line}: ${key}: ${message}`);
+    this.name = "ConfigError";
+  }
+}
+
+/** 4 GiB of ring buffer per kind with 4 KiB pages: anything larger is a typo, not a choice. */
+const MAX_BUFFER_PAGES = 1048576;
+
+export function defaultConfig(): EsrConfig {
+  const nodename = hostname();
+  return {
+    nodename,
+    dataDir: "/var/lib/esr",
+    clusterName: nodename,
+    enhancedRecording: {
+      enabled: true,
+      commandBufferSize: 8,
+      diskBufferSize: 128,
+      networkBufferSize: 8,
+      cgroupPath: "/cgroup2",
+      rootPath: "/esr",
+    },
+    roles: new Map(),
+    users: new Map(),
+    files: [],
+  };
+}
+
+export function loadConfig(files: string[]): EsrConfig {
+  return parseConfig(files.map((name) => ({ name, text: readConfigFile(name) })));
+}
+
+export function parseConfig(sources: { name: string; text: string }[]): EsrConfig {
+  const acc: Accumulator = { cfg: defaultConfig(), clusterNameSet: false, userRoles: new Map() };
+  for (const source of sources) {
+    acc.cfg.files.push(source.name);
+    parseSource(source.name, source.text, acc);
+  }
+  if (!acc.clusterNameSet) acc.cfg.clusterName = acc.cfg.nodename;
+  acc.cfg.users = resolveUsers(acc.userRoles, acc.cfg.roles);
+  return acc.cfg;
+}
+
+export function parseEventKinds(list: string, what: string): EventKind[] {
+  const kinds = list.split(",").map((item) => item.trim());
+  for (const kind of kinds) {
+    if (kind === "") throw new EsrError(`${what}: empty event kind in ${quote(list)} (expected ${KINDS_TEXT})`);
+    if (!isEventKind(kind)) throw new EsrError(`${what}: unknown event kind ${quote(kind)} (expected ${KINDS_TEXT})`);
+  }
+  return sortKinds(kinds as EventKind[]);
+}
+
+export function eventsForUser(
+  cfg: EsrConfig,
+  user: string,
+  overrides: { roles?: string[]; events?: EventKind[] } = {},
+): EventKind[] {
+  if (overrides.events) return sortKinds(overrides.events);
+  const roles = overrides.roles ?? cfg.users.get(user);
+  // A user with no roles at all is recorded like one without a user resource: silently recording
+  // no enhanced events for them would be the surprising (and unsafe) choice.
+  if (roles === undefined || roles.length === 0) return [...DEFAULT_EVENTS];
+  return sortKinds(roles.flatMap((role) => roleEvents(cfg, user, role)));
+}
+
+/** Every kind some user could be recorded with under this config: what a daemon must load. */
+export function possibleEvents(cfg: EsrConfig): EventKind[] {
+  return sortKinds([...DEFAULT_EVENTS, ...[...cfg.roles.values()].flat()]);
+}
+
+const KINDS_TEXT = EVENT_KINDS.join(", ");
+
+function isEventKind(value: unknown): value is EventKind {
+  return (EVENT_KINDS as readonly unknown[]).includes(value);
+}
+
+function sortKinds(kinds: readonly EventKind[]): EventKind[] {
+  return EVENT_KINDS.filter((kind) => kinds.includes(kind));
+}
+
+function roleEvents(cfg: EsrConfig, user: string, role: string): EventKind[] {
+  const events = cfg.roles.get(role);
+  if (events) return events;
+  const known = [...cfg.roles.keys()].sort().join(", ");
+  const hint = known
+    ? `defined roles: ${known}`
+    : "no role is defined; pass a file with kind: role resources to --config";
+  throw new EsrError(`unknown role ${quote(role)} for user ${quote(user)} (${hint})`);
+}
+
+function readConfigFile(name: string): string {
+  try {
+    return readFileSync(name, "utf8");
+  } catch (err) {
+    throw new ConfigError(name, 0, "file", `cannot read: ${readFailure(err)}`);
+  }
+}
+
+function readFailure(err: unknown): string {
+  const errno = (err as NodeJS.ErrnoException).errno;
+  if (typeof errno === "number") return getSystemErrorMessage(errno);
+  return err instanceof Error ? err.message : String(err);
+}
+
+/** Merge state across sources: user roles keep their location until every role is known. */
+interface Accumulator {
+  cfg: EsrConfig;
+  clusterNameSet: boolean;
+  userRoles: Map<string, RoleRef[]>;
+}
+
+interface RoleRef {
+  role: string;
+  file: string;
+  line: number;
+}
+
+/** Users may name roles defined in a later file, so they are checked only once all are read. */
+function resolveUsers(userRoles: Map<string, RoleRef[]>, roles: Map<string, EventKind[]>): Map<string, string[]> {
+  const users = new Map<string, string[]>();
+  for (const [user, refs] of userRoles) {
+    for (const ref of refs) {
+      if (!roles.has(ref.role)) {
+        throw new ConfigError(
+          ref.file,
+          ref.line,
+          "spec.roles",
+          `user ${quote(user)} has role ${quote(ref.role)}, which no loaded file defines`,
+        );
+      }
+    }
+    users.set(
+      user,
+      refs.map((ref) => ref.role),
+    );
+  }
+  return users;
+}
+
+function parseSource(file: string, text: string, acc: Accumulator): void {
+  const lines = new LineCounter();
+  for (const doc of parseAllDocuments(text, { lineCounter: lines })) {
+    const reader = new DocReader(file, doc, lines);
+    reader.checkSyntax();
+    readDocument(reader, acc);
+  }
+}
+
+/** A key found in a mapping, with its value (null when the key is absent or left empty). */
+interface Field {
+  path: string;
+  value: Node | null;
+  keyLine: number;
+  /** Where a problem with the value is reported: the value itself, or its key if it has none. */
+  line: number;
+}
+
+/** Reads one document, turning every problem into a ConfigError that points into the file. */
+class DocReader {
+  constructor(
+    readonly file: string,
+    private readonly doc: Document.Parsed,
+    private readonly lines: LineCounter,
+  ) {}
+
+  checkSyntax(): void {
+    const err = this.doc.errors[0];
+    if (!err) return;
+    const line = err.linePos?.[0].line ?? this.lineAt(err.pos[0]);
+    // The parser's message ends with its location and a multi-line excerpt; keep the first clause.
+    const message = err.message.split("\n")[0]!.replace(/ at line \d+, column \d+:?$/, "");
+    throw new ConfigError(this.file, line, "yaml", message);
+  }
+
+  top(): Field {
+    const value = this.deref(this.doc.contents);
+    const line = value?.range ? this.lineAt(value.range[0]) : 1;
+    return { path: "", value, keyLine: line, line };
+  }
+
+  field(parent: YAMLMap | undefined, parentPath: string, name: string): Field | undefined {
+    const pair = parent?.items.find((item) => isScalar(item.key) && item.key.value === name);
+    if (!pair) return undefined;
+    const keyNode = pair.key as Node;
+    const keyLine = keyNode.range ? this.lineAt(keyNode.range[0]) : 0;
+    const value = this.deref(pair.value as Node | null);
+    const line = value?.range ? this.lineAt(value.range[0]) : keyLine;
+    const path = parentPath ? `${parentPath}.${name}` : name;
+    return { path, value: isNullScalar(value) ? null : value, keyLine, line };
+  }
+
+  lineOf(node: Node | null, fallback: number): number {
+    return node?.range ? this.lineAt(node.range[0]) : fallback;
+  }
+
+  fail(at: Field, message: string): never {
+    return this.failAt(at.line, at.path || "document", message);
+  }
+
+  failAt(line: number, key: string, message: string): never {
+    throw new ConfigError(this.file, line, key, message);
+  }
+
+  /** Anchors are legal YAML and cheap to follow one at a time, since only known keys are visited. */
+  deref(node: Node | null | undefined): Node | null {
+    if (isAlias(node)) return node.resolve(this.doc) ?? null;
+    return node ?? null;
+  }
+
+  private lineAt(offset: number): number {
+    return this.lines.linePos(offset).line;
+  }
+}
+
+function isNullScalar(node: Node | null): boolean {
+  return isScalar(node) && node.value === null;
+}
+
+function readDocument(r: DocReader, acc: Accumulator): void {
+  const top = r.top();
+  if (top.value === null) return;
+  const doc = mapOf(r, top, "a mapping of keys (teleport:, ssh_service:, or kind: role/user)");
+  const kindField = r.field(doc, "", "kind");
+  if (!kindField || kindField.value === null) return readNodeConfig(r, doc, acc);
+  const kind = stringOf(r, kindField);
+  if (kind === "role") return readRole(r, doc, kindField, acc.cfg);
+  if (kind === "user") return readUser(r, doc, kindField, acc);
+  // Other resources (tokens, connectors...) may share the file with ours; they are Teleport's.
+}
+
+function readNodeConfig(r: DocReader, doc: YAMLMap, acc: Accumulator): void {
+  const cfg = acc.cfg;
+  const teleport = optionalMap(r, r.field(doc, "", "teleport"));
+  const nodename = r.field(teleport, "teleport", "nodename");
+  if (nodename?.value) cfg.nodename = stringOf(r, nodename);
+  const dataDir = r.field(teleport, "teleport", "data_dir");
+  if (dataDir?.value) cfg.dataDir = absolutePathOf(r, dataDir);
+
+  const auth = optionalMap(r, r.field(doc, "", "auth_service"));
+  const clusterName = r.field(auth, "auth_service", "cluster_name");
+  if (clusterName?.value) {
+    cfg.clusterName = stringOf(r, clusterName);
+    acc.clusterNameSet = true;
+  }
+
+  const ssh = optionalMap(r, r.field(doc, "", "ssh_service"));
+  readEnhancedRecording(r, optionalMap(r, r.field(ssh, "ssh_service", "enhanced_recording")), cfg.enhancedRecording);
+}
+
+function readEnhancedRecording(r: DocReader, map: YAMLMap | undefined, er: EnhancedRecordingConfig): void {
+  const at = (name: string): Field | undefined => {
+    const f = r.field(map, "ssh_service.enhanced_recording", name);
+    return f?.value ? f : undefined;
+  };
+  const enabled = at("enabled");
+  if (enabled) er.enabled = booleanOf(r, enabled);
+  const command = at("command_buffer_size");
+  if (command) er.commandBufferSize = pagesOf(r, command);
+  const disk = at("disk_buffer_size");
+  if (disk) er.diskBufferSize = pagesOf(r, disk);
+  const network = at("network_buffer_size");
+  if (network) er.networkBufferSize = pagesOf(r, network);
+  const cgroupPath = at("cgroup_path");
+  if (cgroupPath) er.cgroupPath = absolutePathOf(r, cgroupPath);
+  const rootPath = at("root_path");
+  if (rootPath) er.rootPath = rootPathOf(r, rootPath);
+}
+
+function readRole(r: DocReader, doc: YAMLMap, kind: Field, cfg: EsrConfig): void {
+  const name = resourceName(r, doc, kind, "role");
+  const spec = optionalMap(r, r.field(doc, "", "spec"));
+  const options = optionalMap(r, r.field(spec, "spec", "options"));
+  const events = r.field(options, "spec.options", "enhanced_recording");
+  cfg.roles.set(name, events?.value ? eventListOf(r, events, name) : [...DEFAULT_EVENTS]);
+}
+
+function readUser(r: DocReader, doc: YAMLMap, kind: Field, acc: Accumulator): void {
+  const name = resourceName(r, doc, kind, "user");
+  const spec = optionalMap(r, r.field(doc, "", "spec"));
+  const roles = r.field(spec, "spec", "roles");
+  acc.userRoles.set(name, roles?.value ? roleRefsOf(r, roles) : []);
+}
+
+function resourceName(r: DocReader, doc: YAMLMap, kind: Field, what: string): string {
+  const metadata = r.field(doc, "", "metadata");
+  const name = r.field(optionalMap(r, metadata), "metadata", "name");
+  if (!name?.value) {
+    r.failAt(metadata?.keyLine ?? kind.keyLine, "metadata.name", `${what} has no name (add metadata: { name: ... })`);
+  }
+  return stringOf(r, name);
+}
+
+function eventListOf(r: DocReader, f: Field, role: string): EventKind[] {
+  const items = seqOf(r, f, "a list of event kinds");
+  const kinds = items.map((item) => {
+    const value = isScalar(item) ? item.value : undefined;
+    if (!isEventKind(value)) {
+      const shown = typeof value === "string" ? quote(value) : describe(item);
+      const message = `role ${quote(role)}: unknown event kind ${shown} (expected ${KINDS_TEXT})`;
+      r.failAt(r.lineOf(item, f.line), f.path, message);
+    }
+    return value;
+  });
+  // An empty list is Teleport's way of saying "the default", not "record nothing".
+  return kinds.length === 0 ? [...DEFAULT_EVENTS] : sortKinds(kinds);
+}
+
+function roleRefsOf(r: DocReader, f: Field): RoleRef[] {
+  return seqOf(r, f, "a list of role names").map((item) => {
+    const line = r.lineOf(item, f.line);
+    return { role: stringOf(r, { ...f, value: item, line }), file: r.file, line };
+  });
+}
+
+function optionalMap(r: DocReader, f: Field | undefined): YAMLMap | undefined {
+  return f?.value ? mapOf(r, f, "a mapping") : undefined;
+}
+
+function mapOf(r: DocReader, f: Field, expected: string): YAMLMap {
+  if (!isMap(f.value)) r.fail(f, `must be ${expected}, got ${describe(f.value)}`);
+  return f.value;
+}
+
+function seqOf(r: DocReader, f: Field, expected: string): (Node | null)[] {
+  if (!isSeq(f.value)) r.fail(f, `must be ${expected}, got ${describe(f.value)}`);
+  return f.value.items.map((item) => r.deref(item as Node | null));
+}
+
+function stringOf(r: DocReader, f: Field): string {
+  const value = isScalar(f.value) ? f.value.value : undefined;
+  if (typeof value !== "string" || value === "") {
+    const hint = isScalar(f.value) && typeof value !== "string" ? " (quote it)" : "";
+    r.fail(f, `must be a non-empty string, got ${describe(f.value)}${hint}`);
+  }
+  return value;
+}
+
+/** YAML 1.1 booleans: Teleport's Go YAML parsers accept them, unquoted, for a boolean key. */
+const YAML11_BOOLEANS = new Map<string, boolean>([
+  ...["yes", "Yes", "YES", "on", "On", "ON"].map((word): [string, boolean] => [word, true]),
+  ...["no", "No", "NO", "off", "Off", "OFF"].map((word): [string, boolean] => [word, false]),
+]);
+
+function booleanOf(r: DocReader, f: Field): boolean {
+  const node = f.value;
+  if (isScalar(node)) {
+    if (typeof node.value === "boolean") return node.value;
+    const yaml11 = node.type === "PLAIN" ? YAML11_BOOLEANS.get(String(node.value)) : undefined;
+    if (yaml11 !== undefined) return yaml11;
+  }
+  return r.fail(f, `must be true or false, got ${describe(node)}`);
+}
+
+function pagesOf(r: DocReader, f: Field): number {
+  const value = isScalar(f.value) ? f.value.value : undefined;
+  if (typeof value !== "number" || !Number.isInteger(value) || value < 1 || value > MAX_BUFFER_PAGES) {
+    r.fail(f, `must be a whole number of pages from 1 to ${MAX_BUFFER_PAGES}, got ${describe(f.value)}`);
+  }
+  return value;
+}
+
+/** Normalised so that callers can join it with other paths without re-checking for "..". */
+function absolutePathOf(r: DocReader, f: Field): string {
+  const value = stringOf(r, f);
+  if (!posix.isAbsolute(value)) r.fail(f, `must be an absolute path, got ${quote(value)}`);
+  return posix.resolve(value);
+}
+
+function rootPathOf(r: DocReader, f: Field): string {
+  const path = absolutePathOf(r, f);
+  if (path === "/") {
+    r.fail(
+      f,
+      `must not be ${quote(stringOf(r, f))}: esr needs a parent slice of its own under cgroup_path, never the cgroup root (e.g. /esr)`,
+    );
+  }
+  return path;
+}
+
+function describe(node: Node | null): string {
+  if (node === null) return "nothing";
+  if (isMap(node)) return "a mapping";
+  if (isSeq(node)) return "a list";
+  if (!isScalar(node) || node.value === null) return "nothing";
+  const value = node.value;
+  if (typeof value === "string") return `string ${quote(value)}`;
+  if (typeof value === "number" || typeof value === "boolean") return `${typeof value} ${String(node.source ?? value)}`;
+  return quote(String(value));
+}
+
+/** Values are quoted as JSON so that messages stay on one line and of bounded length. */
+function quote(value: string): string {
+  const text = JSON.stringify(value);
+  return text.length > 80 ? `${text.slice(0, 76)}..."` : text;
+}

@@ -1,0 +1,116 @@
+/**
+ * The libbpf binding: only the calls esr uses, over bun:ffi. libbpf (and libelf, libz) come from
+ * inside the esr executable and are loaded from memory files, so the host needs no libbpf package.
+ *
+ * libbpf 1.x conventions: calls returning int give a negative errno on failure; calls returning a
+ * pointer give NULL and set errno.
+ */
+import { dlopen, JSCallback, type Pointer } from "bun:ffi";
+import { closeSync, readFileSync, writeSync } from "node:fs";
+import { nativeLibraries } from "./embedded.ts";
+import { EsrError } from "../errors.ts";
+import { dlopenGlobal, errno, memfdCreate, strerror, vsnprintf } from "../sys/libc.ts";
+
+/**
+ * Loads a library held in the executable by copying it to an anonymous memory file; `open` gets
+ * its /proc/self/fd path. Once loaded, a library satisfies the DT_NEEDED of later ones by soname.
+ * The fd stays open: glibc knows a loaded library by its path, and a reused fd number would make
+ * the next library's path name the previous one.
+ */
+function openEmbedded<T>(soname: string, path: string, open: (fdPath: string) => T): T {
+  const bytes = readFileSync(path);
+  const fd = memfdCreate(soname);
+  if (fd < 0) throw new EsrError(`cannot load ${soname}: memfd_create failed (${strerror(errno())})`);
+  try {
+    for (let off = 0; off < bytes.length;) off += writeSync(fd, bytes, off);
+    return open(`/proc/self/fd/${fd}`);
+  } catch (err) {
+    closeSync(fd);
+    throw new EsrError(`cannot load the embedded ${soname}: ${err instanceof Error ? err.message : err}`);
+  }
+}
+
+const libbpfSymbols = {
+  libbpf_set_print: { args: ["function"], returns: "ptr" },
+  libbpf_num_possible_cpus: { args: [], returns: "i32" },
+  bpf_object__open_mem: { args: ["ptr", "u64", "ptr"], returns: "ptr" },
+  bpf_object__load: { args: ["ptr"], returns: "i32" },
+  bpf_object__close: { args: ["ptr"], returns: "void" },
+  bpf_object__next_map: { args: ["ptr", "ptr"], returns: "ptr" },
+  bpf_object__next_program: { args: ["ptr", "ptr"], returns: "ptr" },
+  bpf_map__name: { args: ["ptr"], returns: "cstring" },
+  bpf_map__fd: { args: ["ptr"], returns: "i32" },
+  bpf_map__set_max_entries: { args: ["ptr", "u32"], returns: "i32" },
+  bpf_map__initial_value: { args: ["ptr", "ptr"], returns: "ptr" },
+  bpf_program__name: { args: ["ptr"], returns: "cstring" },
+  bpf_program__section_name: { args: ["ptr"], returns: "cstring" },
+  bpf_program__attach: { args: ["ptr"], returns: "ptr" },
+  bpf_program__set_autoload: { args: ["ptr", "bool"], returns: "i32" },
+  bpf_link__destroy: { args: ["ptr"], returns: "i32" },
+  bpf_map_update_elem: { args: ["i32", "ptr", "ptr", "u64"], returns: "i32" },
+  bpf_map_lookup_elem: { args: ["i32", "ptr", "ptr"], returns: "i32" },
+  bpf_map_delete_elem: { args: ["i32", "ptr"], returns: "i32" },
+  ring_buffer__new: { args: ["i32", "function", "ptr", "ptr"], returns: "ptr" },
+  ring_buffer__consume: { args: ["ptr"], returns: "i32" },
+  ring_buffer__free: { args: ["ptr"], returns: "void" },
+} as const;
+
+type Libbpf = ReturnType<typeof dlopen<typeof libbpfSymbols>>["symbols"];
+
+let loaded: Libbpf | undefined;
+/** The last lines libbpf logged (verifier output, CO-RE failures): shown when a load fails. */
+const logTail: string[] = [];
+const LOG_TAIL_LINES = 40;
+const logBuffer = new Uint8Array(1024);
+
+// libbpf calls this synchronously, inside whichever libbpf call logs; it must outlive every call.
+const printCallback = new JSCallback(
+  (level: number, format: Pointer, args: Pointer) => {
+    const n = vsnprintf(logBuffer, logBuffer.length, format, args);
+    const line = new TextDecoder()
+      .decode(logBuffer.subarray(0, Math.min(Math.max(n, 0), logBuffer.length - 1)))
+      .trimEnd();
+    if (process.env.ESR_DEBUG) process.stderr.write(`libbpf: ${line}\n`);
+    if (level <= 1 || logTail.length < LOG_TAIL_LINES) logTail.push(line);
+    if (logTail.length > LOG_TAIL_LINES) logTail.shift();
+    return 0;
+  },
+  { args: ["i32", "ptr", "ptr"], returns: "i32" },
+);
+
+/** libbpf, loaded once from the executable. */
+export function libbpf(): Libbpf {
+  if (loaded) return loaded;
+  for (const { soname, path } of nativeLibraries.dependencies) openEmbedded(soname, path, dlopenGlobal);
+  const { soname, path } = nativeLibraries.libbpf;
+  loaded = openEmbedded(soname, path, (fdPath) => dlopen(fdPath, libbpfSymbols)).symbols;
+  loaded.libbpf_set_print(printCallback.ptr);
+  return loaded;
+}
+
+/** The most recent libbpf warnings, one line, for an error message. */
+export function libbpfLogSummary(): string {
+  const interesting = logTail.filter((l) => /error|fail|invalid|denied|not found|unknown/i.test(l));
+  return (interesting.length ? interesting : logTail).slice(-3).join(" | ");
+}
+
+export function clearLibbpfLog() {
+  logTail.length = 0;
+}
+
+/** Text of a `cstring` return (bun:ffi hands back a CString, or null). */
+export function cString(value: unknown): string {
+  return value ? String(value) : "";
+}
+
+/** Throws an EsrError for a negative libbpf return code; returns it otherwise. */
+export function check(ret: number, what: string): number {
+  if (ret < 0) throw new EsrError(`${what}: ${strerror(-ret)}`);
+  return ret;
+}
+
+/** Throws an EsrError for a NULL libbpf pointer, with errno. */
+export function checkPtr(p: unknown, what: string): Pointer {
+  if (!p) throw new EsrError(`${what}: ${strerror(errno())}`);
+  return p as Pointer;
+}

@@ -1,0 +1,161 @@
+/**
+ * The kernel side of a recorder: the BPF object of every event kind (linked into one at build
+ * time), loaded from the executable with the programs of the recorded kinds, attached once. Sessions come and go as entries of that map, so adding
+ * a session costs a map update, never a program load (SPEC §7).
+ */
+import { readFileSync } from "node:fs";
+import { toArrayBuffer, type Pointer } from "bun:ffi";
+import { EVENT_KINDS, type EventKind } from "../config/config.ts";
+import { bpfObject } from "./embedded.ts";
+import { EsrError } from "../errors.ts";
+import { check, checkPtr, clearLibbpfLog, cString, libbpf, libbpfLogSummary } from "./libbpf.ts";
+import { strerror } from "../sys/libc.ts";
+import { SESSION_VALUE_SIZE, decodeSessionValue, encodeSessionValue, type LostCounts } from "./decode.ts";
+
+export interface ProgramSetOptions {
+  /** Kinds whose programs are loaded; a session can record only those. */
+  kinds: EventKind[];
+  /** Depth of the session slices below the cgroup2 root. */
+  sliceLevel: number;
+  /** Ring buffer size per kind, in pages (Teleport's *_buffer_size). */
+  bufferPages: Record<EventKind, number>;
+}
+
+const PAGE_SIZE = 4096;
+/** A ring must hold a few of the largest events (an exec with 32 KiB of argv) whatever is configured. */
+const MIN_RING_BYTES = 256 * 1024;
+
+/** Ring size in bytes: the configured pages for each CPU, a power of two, never below the minimum. */
+export function ringBytes(pages: number, cpus: number): number {
+  let bytes = MIN_RING_BYTES;
+  while (bytes < pages * PAGE_SIZE * cpus) bytes *= 2;
+  return bytes;
+}
+
+export interface AttachedProgram {
+  kind: EventKind;
+  name: string;
+  /** libbpf section, e.g. tp_btf/sched_process_exec: the hook it runs at */
+  section: string;
+}
+
+export class ProgramSet {
+  private constructor(
+    private obj: Pointer | null,
+    private links: Pointer[],
+    readonly sessionsFd: number,
+    readonly ringFds: Map<EventKind, number>,
+    readonly attached: AttachedProgram[],
+  ) {}
+
+  /** Loads the object with the programs of `opts.kinds` enabled, and attaches them. */
+  static load(opts: ProgramSetOptions): ProgramSet {
+    const bpf = libbpf();
+    const cpus = check(bpf.libbpf_num_possible_cpus(), "cannot count CPUs");
+    const wanted = new Set(opts.kinds);
+    const image = readFileSync(bpfObject);
+    clearLibbpfLog();
+    const obj = checkPtr(bpf.bpf_object__open_mem(image, image.length, null), "cannot open the BPF object");
+    const set = new ProgramSet(obj, [], -1, new Map(), []);
+    try {
+      for (const map of maps(obj)) {
+        const name = cString(bpf.bpf_map__name(map));
+        const ringOf = EVENT_KINDS.find((k) => name === `${k}_events`);
+        // The ring of a kind nobody records still exists (its programs reference it): keep it small.
+        if (ringOf)
+          check(
+            bpf.bpf_map__set_max_entries(
+              map,
+              wanted.has(ringOf) ? ringBytes(opts.bufferPages[ringOf], cpus) : PAGE_SIZE,
+            ),
+            `cannot size the ${ringOf} ring buffer`,
+          );
+        else if (name === "per_cpu_scratch")
+          check(bpf.bpf_map__set_max_entries(map, cpus), "cannot size the scratch map");
+        else if (name.endsWith(".rodata.esr")) setSliceLevel(map, opts.sliceLevel);
+      }
+      const enabled: { prog: Pointer; name: string; kind: EventKind }[] = [];
+      for (const prog of programs(obj)) {
+        const name = cString(bpf.bpf_program__name(prog));
+        const kind = kindOf(name);
+        check(bpf.bpf_program__set_autoload(prog, wanted.has(kind)), "cannot select the BPF programs");
+        if (wanted.has(kind)) enabled.push({ prog, name, kind });
+      }
+      for (const kind of wanted)
+        if (!enabled.some((p) => p.kind === kind)) throw new EsrError(`${kind} events are not built into this esr`);
+      const loadErr = bpf.bpf_object__load(obj);
+      if (loadErr < 0) throw loadError(opts.kinds, -loadErr);
+      for (const map of maps(obj)) {
+        const name = cString(bpf.bpf_map__name(map));
+        if (name === "sessions") (set as { sessionsFd: number }).sessionsFd = bpf.bpf_map__fd(map);
+        for (const kind of wanted) if (name === `${kind}_events`) set.ringFds.set(kind, bpf.bpf_map__fd(map));
+      }
+      for (const { prog, name, kind } of enabled) {
+        const section = cString(bpf.bpf_program__section_name(prog));
+        set.links.push(checkPtr(bpf.bpf_program__attach(prog), `cannot attach BPF program ${name} (${section})`));
+        set.attached.push({ kind, name, section });
+      }
+    } catch (err) {
+      set.close();
+      throw err;
+    }
+    return set;
+  }
+
+  addSession(sessionId: bigint, kinds: EventKind[]) {
+    const key = new BigUint64Array([sessionId]);
+    const ret = libbpf().bpf_map_update_elem(this.sessionsFd, key, encodeSessionValue(kinds), 0);
+    check(ret, "cannot register the session with the kernel");
+  }
+
+  /** What the kernel could not deliver so far for a session, per kind. */
+  lost(sessionId: bigint): LostCounts {
+    const value = new Uint8Array(SESSION_VALUE_SIZE);
+    const ret = libbpf().bpf_map_lookup_elem(this.sessionsFd, new BigUint64Array([sessionId]), value);
+    if (ret < 0) return { command: 0, disk: 0, network: 0 };
+    return decodeSessionValue(value);
+  }
+
+  removeSession(sessionId: bigint) {
+    libbpf().bpf_map_delete_elem(this.sessionsFd, new BigUint64Array([sessionId]));
+  }
+
+  close() {
+    const bpf = libbpf();
+    for (const link of this.links) bpf.bpf_link__destroy(link);
+    if (this.obj) bpf.bpf_object__close(this.obj);
+    this.links = [];
+    this.obj = null;
+  }
+}
+
+/** Walks a libbpf iterator (next(obj, prev) until NULL). */
+function* walk(obj: Pointer, next: (obj: Pointer, prev: Pointer | null) => unknown): Generator<Pointer> {
+  for (let item = next(obj, null) as Pointer | null; item; item = next(obj, item) as Pointer | null) yield item;
+}
+
+const maps = (obj: Pointer) => walk(obj, libbpf().bpf_object__next_map);
+const programs = (obj: Pointer) => walk(obj, libbpf().bpf_object__next_program);
+
+function setSliceLevel(map: Pointer, level: number) {
+  const size = new BigUint64Array(1);
+  const data = checkPtr(libbpf().bpf_map__initial_value(map, size), "cannot set the slice level");
+  if (size[0]! < 4n) throw new EsrError("BPF object has no room for the slice level");
+  new DataView(toArrayBuffer(data, 0, 4)).setUint32(0, level, true);
+}
+
+/** A program's event kind: the prefix of its name (scripts/build.ts checks every program has one). */
+function kindOf(program: string): EventKind {
+  const kind = EVENT_KINDS.find((k) => program.startsWith(`${k}_`));
+  if (!kind) throw new EsrError(`BPF program ${program} belongs to no event kind`);
+  return kind;
+}
+
+function loadError(kinds: EventKind[], err: number): EsrError {
+  const why = strerror(err);
+  const detail = libbpfLogSummary();
+  const hint = err === 1 || err === 13 ? " (esr must run as root, with BPF allowed)" : "";
+  return new EsrError(
+    `cannot load the BPF programs for ${kinds.join(", ")} events: ${why}${hint}${detail ? `; libbpf: ${detail}` : ""}`,
+  );
+}

@@ -1,0 +1,156 @@
+/**
+ * A recorder: one set of BPF programs and ring buffers, and the sessions it records. Adding a
+ * session is a map update; `esr record` holds one session, `esr daemon` many (SPEC §7).
+ */
+import type { EnhancedRecordingConfig, EventKind } from "../config/config.ts";
+import { type CgroupRoot, type CgroupSlice, prepareCgroupRoot, removeStaleSlices } from "../sys/cgroup-slice.ts";
+import {
+  decodeConnect,
+  decodeExec,
+  decodeOpen,
+  type KernelConnect,
+  type KernelExec,
+  type LostCounts,
+  type KernelOpen,
+} from "./decode.ts";
+import { ProgramSet } from "./program-set.ts";
+import { RingReader } from "./ring-reader.ts";
+import { bootTimeNs } from "../sys/libc.ts";
+
+export interface TracerOptions {
+  /** The ssh_service.enhanced_recording block: where the slices go, ring buffer sizes. */
+  config: EnhancedRecordingConfig;
+  /** Kinds the programs are loaded for: the union of what the sessions will record. */
+  kinds: EventKind[];
+  /** Called when events cannot be handled (a sink failed, e.g. disk full). */
+  onFailure(err: unknown): void;
+}
+
+/** Where a session's events go, with the time the kernel saw each. */
+export interface SessionSink {
+  command(rec: KernelExec, time: Date): void;
+  disk(rec: KernelOpen, time: Date): void;
+  network(rec: KernelConnect, time: Date): void;
+}
+
+type KernelEvent =
+  { kind: "command"; rec: KernelExec } | { kind: "disk"; rec: KernelOpen } | { kind: "network"; rec: KernelConnect };
+
+/** How often the rings are drained, and how much per ring per drain before yielding the loop. */
+const DRAIN_INTERVAL_MS = 10;
+const DRAIN_BUDGET = 4096;
+
+export class KernelTracer {
+  private readonly sinks = new Map<bigint, SessionSink>();
+  private readonly readers: RingReader[] = [];
+  /** Decoded, not yet handed to sessions: merged across rings in kernel-time order. */
+  private pending: KernelEvent[] = [];
+  private readonly timer: ReturnType<typeof setInterval>;
+  private closed = false;
+
+  private constructor(
+    /** Where this recorder's session slices are created. */
+    readonly root: CgroupRoot,
+    readonly programs: ProgramSet,
+    private readonly onFailure: (err: unknown) => void,
+    /** Slices of dead recorders this one removed when it started. */
+    readonly staleSlicesRemoved: string[],
+  ) {
+    for (const [kind, fd] of programs.ringFds) this.readers.push(new RingReader(fd, this.decoder(kind)));
+    this.timer = setInterval(() => this.drainSome(), DRAIN_INTERVAL_MS);
+  }
+
+  /** Mounts cgroup2 if needed, cleans slices of dead recorders, loads and attaches the programs. */
+  static start({ config, kinds, onFailure }: TracerOptions): KernelTracer {
+    const root = { cgroupPath: config.cgroupPath, rootPath: config.rootPath };
+    const sliceLevel = prepareCgroupRoot(root);
+    const stale = removeStaleSlices(root);
+    const bufferPages = {
+      command: config.commandBufferSize,
+      disk: config.diskBufferSize,
+      network: config.networkBufferSize,
+    };
+    const programs = ProgramSet.load({ kinds, sliceLevel, bufferPages });
+    return new KernelTracer(root, programs, onFailure, stale);
+  }
+
+  add(slice: CgroupSlice, kinds: EventKind[], sink: SessionSink) {
+    this.sinks.set(slice.id, sink);
+    this.programs.addSession(slice.id, kinds);
+  }
+
+  /** Reads every event still buffered, then stops recording the session; returns what was lost. */
+  remove(slice: CgroupSlice): LostCounts {
+    this.drainAll();
+    const lost = this.programs.lost(slice.id);
+    this.programs.removeSession(slice.id);
+    this.sinks.delete(slice.id);
+    return lost;
+  }
+
+  /** Drains every ring until it is empty, and hands everything to the sessions. */
+  drainAll() {
+    for (const reader of this.readers) while (reader.drain(DRAIN_BUDGET) === DRAIN_BUDGET);
+    this.dispatch(undefined);
+  }
+
+  close() {
+    if (this.closed) return;
+    this.closed = true;
+    clearInterval(this.timer);
+    for (const reader of this.readers) reader.close();
+    this.programs.close();
+  }
+
+  private drainSome() {
+    try {
+      // Anything the kernel stamped before this instant is in a ring by now, unless a ring is too
+      // full to empty in one turn: then its unread events may be older than what the others gave.
+      let cutoff = bootTimeNs();
+      let more = false;
+      for (const reader of this.readers) {
+        if (reader.drain(DRAIN_BUDGET) < DRAIN_BUDGET) continue;
+        more = true;
+        // Rings are drained one after the other: the last pending event is this ring's newest.
+        const last = this.pending[this.pending.length - 1]!.rec.ktimeNs;
+        if (last < cutoff) cutoff = last;
+      }
+      this.dispatch(cutoff);
+      // A full batch means a busy ring: come back at once, after letting the loop breathe.
+      if (more && !this.closed) setImmediate(() => this.drainSome());
+    } catch (err) {
+      this.onFailure(err);
+    }
+  }
+
+  /** Hands pending events stamped before `cutoff` (all, if undefined) to their sessions, oldest first. */
+  private dispatch(cutoff: bigint | undefined) {
+    if (this.pending.length === 0) return;
+    this.pending.sort((a, b) => (a.rec.ktimeNs < b.rec.ktimeNs ? -1 : a.rec.ktimeNs > b.rec.ktimeNs ? 1 : 0));
+    let n = this.pending.length;
+    if (cutoff !== undefined) while (n > 0 && this.pending[n - 1]!.rec.ktimeNs >= cutoff) n--;
+    const ready = this.pending.slice(0, n);
+    this.pending = this.pending.slice(n);
+    const wallMinusBootNs = BigInt(Math.round((performance.timeOrigin + performance.now()) * 1e6)) - bootTimeNs();
+    for (const e of ready) {
+      const sink = this.sinks.get(e.rec.sessionId);
+      if (!sink) continue;
+      const time = new Date(Number((e.rec.ktimeNs + wallMinusBootNs) / 1_000_000n));
+      if (e.kind === "command") sink.command(e.rec, time);
+      else if (e.kind === "disk") sink.disk(e.rec, time);
+      else sink.network(e.rec, time);
+    }
+  }
+
+  private decoder(kind: EventKind): (bytes: Uint8Array) => void {
+    const push = (e: KernelEvent) => this.pending.push(e);
+    switch (kind) {
+      case "command":
+        return (bytes) => push({ kind, rec: decodeExec(bytes) });
+      case "disk":
+        return (bytes) => push({ kind, rec: decodeOpen(bytes) });
+      case "network":
+        return (bytes) => push({ kind, rec: decodeConnect(bytes) });
+    }
+  }
+}

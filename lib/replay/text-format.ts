@@ -1,0 +1,173 @@
+/**
+ * `esr replay --format text`: one aligned line per event, with what a reviewer needs first; and
+ * `--tty`: the terminal's output as text with those lines between, where they happened.
+ */
+import { constants } from "node:os";
+import type { AuditEvent } from "../events/schema.ts";
+import { ScreenText } from "./screen-text.ts";
+import type { TerminalFrame } from "./terminal-frames.ts";
+
+const errnoNames = new Map<number, string>(Object.entries(constants.errno).map(([name, n]) => [n as number, name]));
+
+/** `0`, or `-2 ENOENT` for a negative errno. */
+export function returnCodeText(rc: unknown): string {
+  if (typeof rc !== "number" || rc >= 0) return String(rc);
+  const name = errnoNames.get(-rc);
+  return name ? `${rc} ${name}` : String(rc);
+}
+
+/** An exec as it would be typed: the path and the arguments. */
+export function commandText(e: AuditEvent): string {
+  return shellQuote([String(e.path), ...((e.argv as string[]) ?? [])]);
+}
+
+/** An open: the path, the flags and what it returned. */
+export function openText(e: AuditEvent): string {
+  return `open ${shellQuote([String(e.path)])} flags=0x${Number(e.flags).toString(16)} = ${returnCodeText(e.return_code)}`;
+}
+
+/**
+ * An argument list as a shell would need it typed, so spaces, quotes and control characters stay
+ * visible: plain words as they are, others in '…', and any with control characters in $'…'.
+ */
+export function shellQuote(args: string[]): string {
+  return args.map(quoteArg).join(" ");
+}
+
+function quoteArg(a: string): string {
+  if (/^[\w@%+=:,./-]+$/.test(a)) return a;
+  if (!/[\x00-\x1f\x7f]/.test(a)) return `'${a.replaceAll("'", "'\\''")}'`;
+  const escaped = a.replace(
+    /[\\'\x00-\x1f\x7f]/g,
+    (c) => CONTROL_ESCAPES[c] ?? `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`,
+  );
+  return `$'${escaped}'`;
+}
+
+const CONTROL_ESCAPES: Record<string, string> = {
+  "\\": "\\\\",
+  "'": "\\'",
+  "\n": "\\n",
+  "\t": "\\t",
+  "\r": "\\r",
+  "\x1b": "\\e",
+};
+
+/** A connect's destination: `1.2.3.4:80`, `[::1]:80`. */
+export function destinationText(e: AuditEvent): string {
+  return `${e.version === 6 ? `[${e.dst_addr}]` : e.dst_addr}:${e.dst_port}`;
+}
+
+function timeOfDay(time: unknown): string {
+  return typeof time === "string" ? time.slice(11, 23) : "";
+}
+
+function details(e: AuditEvent): string {
+  switch (e.event) {
+    case "session.start":
+      return `login=${e.login} user=${e.user} command=${shellQuote((e.initial_command as string[]) ?? [])} events=${((e.enhanced_recording_events as string[]) ?? []).join(",") || "-"}${e.size ? ` size=${e.size}` : ""}`;
+    case "session.end": {
+      const lost = (e.lost_events ?? {}) as Record<string, number>;
+      const lostText =
+        Object.entries(lost)
+          .filter(([, n]) => n > 0)
+          .map(([k, n]) => `${k}=${n}`)
+          .join(",") || "0";
+      return `exit=${e.exit_code} lost=${lostText} enhanced_recording=${e.enhanced_recording}`;
+    }
+    case "session.command":
+      return `${commandText(e)}  [ppid ${e.ppid}, ${e.program}] = ${returnCodeText(e.return_code)}`;
+    case "session.network":
+      return `${e.program} ${e.src_addr} -> ${destinationText(e)}`;
+    case "session.disk":
+      return `${e.program} ${openText(e)}`;
+    case "resize":
+      return `size=${e.size}`;
+    case "print":
+      return `${e.bytes} bytes`;
+    default:
+      return JSON.stringify(e);
+  }
+}
+
+const KIND_LABEL: Record<string, string> = {
+  "session.start": "start",
+  "session.end": "end",
+  "session.command": "exec",
+  "session.network": "connect",
+  "session.disk": "open",
+  resize: "resize",
+  print: "output",
+};
+
+export function formatEventLine(e: AuditEvent): string {
+  const pid = e.pid === undefined ? "" : String(e.pid);
+  return `${timeOfDay(e.time)}  ${pid.padStart(7)}  ${(KIND_LABEL[e.event] ?? e.event).padEnd(7)}  ${details(e)}`;
+}
+
+/**
+ * Text lines for a session's events. Print events only time the terminal output, so each run of
+ * them is one line saying how much was shown (`--tty` shows what).
+ */
+export function formatEventLines(events: AuditEvent[]): string[] {
+  const shown: AuditEvent[] = [];
+  for (const e of events) {
+    const last = shown.at(-1);
+    if (e.event === "print" && last?.event === "print") last.bytes = Number(last.bytes) + Number(e.bytes);
+    else shown.push(e.event === "print" ? { ...e } : e);
+  }
+  return shown.map(formatEventLine);
+}
+
+export type Style = "bold" | "dim" | "red" | "green" | "yellow" | "magenta" | "cyan";
+export type Paint = (style: Style, text: string) => string;
+
+const SGR: Record<Style, string> = {
+  bold: "1",
+  dim: "2",
+  red: "31",
+  green: "32",
+  yellow: "33",
+  magenta: "35",
+  cyan: "36",
+};
+
+/** Colours text with ANSI sequences, or leaves it as it is. */
+export function painter(color: boolean): Paint {
+  return color ? (style, text) => (text ? `\x1b[${SGR[style]}m${text}\x1b[0m` : text) : (_style, text) => text;
+}
+
+const TTY_STYLE: Record<string, Style> = {
+  "session.command": "yellow",
+  "session.network": "magenta",
+  "session.disk": "cyan",
+  "session.start": "green",
+  "session.end": "green",
+};
+/** Marks terminal output in `--tty`, so that no output can pass for an event line. */
+const OUTPUT_GUTTER = "|";
+
+/**
+ * `esr replay --tty`: what the terminal showed, as text (see ScreenText), with the events between
+ * its lines in the order they happened: what the user saw next to what actually ran. Output is
+ * timed per burst (a print event), so an event goes after the burst it happened in, and after the
+ * lines that burst completed: a command's line and its quick output come first, then its execs.
+ */
+export function formatTtyReplay(events: AuditEvent[], frames: TerminalFrame[], paint: Paint): string[] {
+  const at = (time: unknown) => Date.parse(String(time)) || 0;
+  const items = [
+    ...frames.map((frame) => ({ at: at(frame.time), order: 0, ei: frame.ei, frame })),
+    ...events
+      .filter((e) => e.event !== "print")
+      .map((event) => ({ at: at(event.time), order: 1, ei: event.ei, event })),
+  ].sort((a, b) => a.at - b.at || a.order - b.order || a.ei - b.ei);
+  const screen = new ScreenText();
+  const lines: string[] = [];
+  const output = (texts: string[]) => lines.push(...texts.map((t) => paint("dim", OUTPUT_GUTTER) + (t ? ` ${t}` : "")));
+  for (const item of items) {
+    if ("frame" in item) output(screen.write(item.frame.bytes));
+    else lines.push(paint(TTY_STYLE[item.event.event] ?? "dim", formatEventLine(item.event)));
+  }
+  output(screen.flush());
+  return lines;
+}

@@ -1,0 +1,204 @@
+/**
+ * One recorded session, whatever started it (`esr record` spawning a command, `esr daemon` adopting
+ * a login): its slice registered with the recorder, session.start, events flushed at least every
+ * 0.5 s, and at the end a final drain, session.end and the slice removed (SPEC §5).
+ */
+import type { AuditLog } from "../store/file/audit-log.ts";
+import { CgroupSlice } from "../sys/cgroup-slice.ts";
+import type { EsrConfig, EventKind } from "../config/config.ts";
+import { EsrError, errorMessage } from "../errors.ts";
+import type { LostCounts } from "../kernel/decode.ts";
+import type { KernelTracer } from "../kernel/tracer.ts";
+import {
+  commandEvent,
+  diskEvent,
+  networkEvent,
+  sessionEndEvent,
+  sessionStartEvent,
+  type SessionIdentity,
+} from "../events/schema.ts";
+import { SessionWriter } from "../store/file/session-writer.ts";
+
+export interface SessionOptions {
+  log: AuditLog;
+  config: EsrConfig;
+  /** The recorder that records the slice; none when enhanced recording is off. */
+  tracer?: KernelTracer;
+  /** Teleport user name. */
+  user: string;
+  /** Local account the session runs as. */
+  login: string;
+  events: EventKind[];
+  initialCommand: string[];
+  interactive: boolean;
+  /** "W:H" when on a terminal */
+  size?: string;
+  /** More session.start fields, e.g. the addresses of an SSH login. */
+  startFields?: Record<string, unknown>;
+}
+
+export interface EndOptions {
+  exitCode: number;
+  /** Kill what is left in the slice instead of recording it until it exits. */
+  killOnExit?: boolean;
+  /** Called when processes remain in the slice and the session waits for them. */
+  onLingering?(): void;
+  /** Called once the slice is empty, before session.end: the last moment to write the session's own events. */
+  beforeEnd?(): Promise<void>;
+}
+
+/** Flushes at least this often, so a killed recorder loses at most this much (SPEC §4). */
+const FLUSH_INTERVAL_MS = 500;
+/** Errors of a write to the data dir: disk full, quota, read-only, I/O. */
+const WRITE_FAILURES = new Set(["ENOSPC", "EDQUOT", "EROFS", "EIO", "EFBIG"]);
+const NO_LOSS: LostCounts = { command: 0, disk: 0, network: 0 };
+
+export class RecordedSession {
+  readonly sid = crypto.randomUUID();
+  readonly identity: SessionIdentity;
+  readonly writer: SessionWriter;
+  /** Where the session's processes must run; undefined when enhanced recording is off. */
+  readonly slice?: CgroupSlice;
+  readonly start = new Date();
+  private readonly flushTimer: ReturnType<typeof setInterval>;
+  private failure: unknown;
+
+  private constructor(private readonly opts: SessionOptions) {
+    const { config, log } = opts;
+    this.identity = {
+      sid: this.sid,
+      user: opts.user,
+      login: opts.login,
+      serverId: log.serverId,
+      serverHostname: config.nodename,
+      clusterName: config.clusterName,
+    };
+    this.writer = new SessionWriter(log, this.sid);
+    if (opts.tracer) {
+      this.slice = CgroupSlice.create(opts.tracer.root, this.sid);
+      const { identity, writer } = this;
+      opts.tracer.add(this.slice, opts.events, {
+        command: (rec, time) => writer.write(commandEvent(identity, writer.index(), rec, time)),
+        disk: (rec, time) => writer.write(diskEvent(identity, writer.index(), rec, time)),
+        network: (rec, time) => writer.write(networkEvent(identity, writer.index(), rec, time)),
+      });
+    }
+    this.flushTimer = setInterval(() => {
+      try {
+        this.writer.flush();
+      } catch (err) {
+        this.fail(err);
+      }
+    }, FLUSH_INTERVAL_MS);
+  }
+
+  /** Whether BPF records this session (a recorder was given). */
+  get enhanced(): boolean {
+    return this.opts.tracer !== undefined;
+  }
+
+  /** Creates the slice, registers it and writes session.start; processes may then enter the slice. */
+  static begin(opts: SessionOptions): RecordedSession {
+    const session = new RecordedSession(opts);
+    try {
+      const { enhanced } = session;
+      session.writer.write({
+        ...sessionStartEvent(
+          session.identity,
+          session.writer.index(),
+          {
+            initialCommand: opts.initialCommand,
+            size: opts.size,
+            events: enhanced ? opts.events : [],
+            enhancedRecording: enhanced,
+          },
+          session.start,
+        ),
+        ...opts.startFields,
+      });
+      session.writer.flush();
+    } catch (err) {
+      session.fail(err);
+      session.close();
+      throw session.error();
+    }
+    return session;
+  }
+
+  /**
+   * Something went wrong that makes recording unreliable (a write failed, the ring could not be
+   * read): nothing may keep running unrecorded, so the session's processes are killed.
+   */
+  fail(err: unknown) {
+    this.failure ??= err;
+    try {
+      this.slice?.kill();
+    } catch {
+      // the slice is already gone
+    }
+  }
+
+  /** Waits for the slice to empty (or kills it), reads the last events, writes session.end. */
+  async end(opts: EndOptions): Promise<LostCounts> {
+    if (this.slice && this.failure === undefined) {
+      if (opts.killOnExit) this.slice.kill();
+      else if (this.slice.isPopulated()) opts.onLingering?.();
+      await this.slice.waitEmpty();
+    }
+    let lost = NO_LOSS;
+    try {
+      if (this.opts.tracer && this.slice) lost = this.opts.tracer.remove(this.slice);
+    } catch (err) {
+      this.fail(err);
+    }
+    try {
+      await opts.beforeEnd?.();
+    } catch (err) {
+      this.fail(err);
+    }
+    try {
+      this.writer.write(
+        sessionEndEvent(this.identity, this.writer.index(), {
+          initialCommand: this.opts.initialCommand,
+          interactive: this.opts.interactive,
+          enhancedRecording: this.enhanced,
+          start: this.start,
+          exitCode: opts.exitCode,
+          lost,
+        }),
+      );
+    } catch (err) {
+      this.fail(err);
+    }
+    this.close();
+    if (this.failure !== undefined) throw this.error();
+    return lost;
+  }
+
+  private close() {
+    clearInterval(this.flushTimer);
+    try {
+      this.writer.close();
+    } catch (err) {
+      this.failure ??= err;
+    }
+    try {
+      this.slice?.remove();
+    } catch (err) {
+      this.failure ??= err;
+    }
+  }
+
+  private error(): EsrError {
+    if (this.failure instanceof EsrError) return this.failure;
+    const code = (this.failure as NodeJS.ErrnoException)?.code;
+    if (code && WRITE_FAILURES.has(code)) {
+      // Say where, and that nothing was left running unrecorded (SPEC §5).
+      const killed = this.slice ? "; the session's processes were killed so that nothing runs unrecorded" : "";
+      return new EsrError(
+        `session ${this.sid}: cannot write the recording in ${this.opts.log.sessionsDir}: ${errorMessage(this.failure)}${killed}`,
+      );
+    }
+    return new EsrError(`session ${this.sid}: ${errorMessage(this.failure)}`);
+  }
+}

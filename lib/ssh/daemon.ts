@@ -1,0 +1,202 @@
+/**
+ * `esr daemon`: records every OpenSSH login of the host with one KernelTracer (one set of BPF programs;
+ * a login is a map entry, SPEC §7). `esr pam` asks it, from the login's PAM session stack, to adopt
+ * the sshd `[priv]` process that runs the hook: the daemon creates the login's slice, moves that
+ * process into it and registers it before answering, so everything sshd then starts for the login
+ * (the user's shell, sftp-server, port forwards) runs recorded. A login's session ends when its
+ * slice is empty, not at logout: what it left running stays recorded until it exits.
+ */
+import { lookupAccount } from "../sys/accounts.ts";
+import { AuditLog } from "../store/file/audit-log.ts";
+import { eventsForUser, possibleEvents, type EsrConfig } from "../config/config.ts";
+import { listenControlSocket } from "./control-socket.ts";
+import type { DaemonReply, HookRequest } from "./protocol.ts";
+import { EsrError, errorMessage } from "../errors.ts";
+import type { PeerCredentials } from "../sys/libc.ts";
+import { KernelTracer } from "../kernel/tracer.ts";
+import { RecordedSession } from "../session/recorded-session.ts";
+import { processStat } from "../sys/proc.ts";
+import { authInfoFields, loginUidOf, tcpConnectionOf } from "./login-facts.ts";
+
+export interface DaemonOptions {
+  config: EsrConfig;
+  socketPath: string;
+  /** One line per thing an operator wants in the journal: logins, logouts, ends, failures. */
+  log(line: string): void;
+}
+
+interface Login {
+  session: RecordedSession;
+  sshdPid: number;
+  user: string;
+  /** Settles once session.end is written. */
+  ended: Promise<void>;
+}
+
+/** How often a login recorded without a slice (enhanced recording off) checks for its sshd's exit. */
+const PROCESS_POLL_MS = 250;
+
+/**
+ * Runs until SIGTERM or SIGINT. Stopping ends every login in progress: its processes are killed
+ * and session.end is written, since nothing may keep running unrecorded.
+ */
+export async function runDaemon(opts: DaemonOptions): Promise<void> {
+  const daemon = LoginSessions.start(opts);
+  let socket;
+  try {
+    socket = await listenControlSocket(opts.socketPath, (request, peer) => daemon.handle(request, peer));
+  } catch (err) {
+    await daemon.stop();
+    throw err;
+  }
+  opts.log(`listening on ${opts.socketPath} (pid ${process.pid})`);
+  const signal = await new Promise<NodeJS.Signals>((resolve) => {
+    for (const sig of ["SIGTERM", "SIGINT"] as const) process.once(sig, () => resolve(sig));
+  });
+  opts.log(`${signal}: stopping; ending every login in progress`);
+  socket.close();
+  await daemon.stop();
+}
+
+class LoginSessions {
+  private readonly logins = new Set<Login>();
+  /** Logins by the pid of their sshd [priv] process, until its close_session. */
+  private readonly bySshd = new Map<number, Login>();
+
+  private constructor(
+    private readonly opts: DaemonOptions,
+    private readonly log: AuditLog,
+    private readonly tracer: KernelTracer | undefined,
+  ) {}
+
+  static start(opts: DaemonOptions): LoginSessions {
+    const { config } = opts;
+    const log = AuditLog.open(config.dataDir);
+    const er = config.enhancedRecording;
+    let daemon: LoginSessions | undefined;
+    // One program set for every login; each login's roles pick what its map entry records.
+    const tracer = er.enabled
+      ? KernelTracer.start({
+          config: er,
+          // Only what some user's roles can select: each loaded kind costs every process of the host.
+          kinds: possibleEvents(config),
+          onFailure: (err) => daemon?.failAll(err),
+        })
+      : undefined;
+    // Slices a previous daemon left (it died): their processes were killed, not left unrecorded.
+    for (const path of tracer?.staleSlicesRemoved ?? [])
+      opts.log(`removed stale slice ${path}, killing what ran in it`);
+    if (!tracer) opts.log("enhanced recording is disabled: logins get session.start and session.end only");
+    daemon = new LoginSessions(opts, log, tracer);
+    return daemon;
+  }
+
+  async handle(request: HookRequest, peer: PeerCredentials): Promise<DaemonReply> {
+    // The hook is a child of the sshd process running the PAM stack; that process is the login.
+    const sshdPid = processStat(peer.pid)?.ppid;
+    if (!sshdPid || sshdPid <= 1 || sshdPid === process.pid)
+      throw new EsrError(`caller pid ${peer.pid} has no parent process to record`);
+    return request.type === "open_session" ? this.open(request, sshdPid) : this.close(request, sshdPid);
+  }
+
+  private open(request: HookRequest, sshdPid: number): DaemonReply {
+    const { user } = request;
+    const connection = tcpConnectionOf(sshdPid);
+    // PAM_USER is what pam_exec says; the kernel's login uid, set by pam_loginuid, cannot be faked.
+    const account = lookupAccount(user);
+    const loginUid = loginUidOf(sshdPid);
+    if (loginUid !== undefined && loginUid !== account.uid)
+      throw new EsrError(
+        `PAM_USER ${user} (uid ${account.uid}) is not the login uid ${loginUid} of sshd pid ${sshdPid}`,
+      );
+    const { config } = this.opts;
+    const session = RecordedSession.begin({
+      log: this.log,
+      config,
+      tracer: this.tracer,
+      user,
+      login: user,
+      events: eventsForUser(config, user),
+      // sshd has not yet read what the client asks to run: the command shows as the first exec.
+      initialCommand: [],
+      interactive: false,
+      startFields: {
+        "addr.local": connection.local,
+        "addr.remote": connection.remote,
+        proto: "ssh",
+        ...authInfoFields(request.authInfo),
+      },
+    });
+    const login: Login = { session, sshdPid, user, ended: Promise.resolve() };
+    try {
+      session.slice?.adopt(sshdPid);
+    } catch (err) {
+      session.fail(err);
+      this.track(login);
+      throw err;
+    }
+    this.bySshd.set(sshdPid, login);
+    this.track(login);
+    this.opts.log(
+      `session ${session.sid}: login ${user} from ${connection.remote} to ${connection.local} (sshd pid ${sshdPid})`,
+    );
+    return { ok: true, sid: session.sid };
+  }
+
+  private close(request: HookRequest, sshdPid: number): DaemonReply {
+    const login = this.bySshd.get(sshdPid);
+    if (!login || login.user !== request.user)
+      throw new EsrError(`no recorded login of ${request.user} for sshd pid ${sshdPid}`);
+    this.bySshd.delete(sshdPid);
+    const lingering = login.session.slice ? "; recording until its last process exits" : "";
+    this.opts.log(`session ${login.session.sid}: logout of ${login.user}${lingering}`);
+    return { ok: true, sid: login.session.sid };
+  }
+
+  /** Ends the session once the login is over: its slice empty, or (without a slice) its sshd gone. */
+  private track(login: Login) {
+    this.logins.add(login);
+    const { session } = login;
+    const over = session.slice ? Promise.resolve() : processGone(login.sshdPid);
+    login.ended = over
+      .then(() => session.end({ exitCode: 0 }))
+      .then(
+        (lost) =>
+          this.opts.log(
+            `session ${session.sid}: ended (lost events: command ${lost.command}, disk ${lost.disk}, network ${lost.network})`,
+          ),
+        (err) => this.opts.log(`session ${session.sid}: ended after a failure: ${errorMessage(err)}`),
+      )
+      .finally(() => {
+        this.logins.delete(login);
+        if (this.bySshd.get(login.sshdPid) === login) this.bySshd.delete(login.sshdPid);
+      });
+  }
+
+  /** Recording is no longer reliable: no login may go on unrecorded, so all are killed. */
+  failAll(err: unknown) {
+    this.opts.log(`recording failed: ${errorMessage(err)}; killing every login in progress`);
+    for (const login of this.logins) login.session.fail(err);
+  }
+
+  async stop() {
+    for (const login of this.logins) login.session.fail(new EsrError("esr daemon stopped"));
+    await Promise.all([...this.logins].map((l) => l.ended));
+    this.tracer?.close();
+  }
+}
+
+/** Moves a process (all its threads) into the slice, and checks that it is there. */
+/** Resolves when the process (this very one, not a later one with its pid) has exited. */
+function processGone(pid: number): Promise<void> {
+  const startTime = processStat(pid)?.startTime;
+  const alive = () => startTime !== undefined && processStat(pid)?.startTime === startTime;
+  return new Promise((resolve) => {
+    if (!alive()) return resolve();
+    const timer = setInterval(() => {
+      if (alive()) return;
+      clearInterval(timer);
+      resolve();
+    }, PROCESS_POLL_MS);
+  });
+}

@@ -1,0 +1,146 @@
+/**
+ * Reading recorded sessions back: the index, every file it names, the events in `ei` order, and
+ * the terminal output. Damage never hides what is readable: a truncated or corrupt file yields what
+ * comes before the damage, and a warning that says where.
+ */
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { AuditLog, UUID_RE } from "./audit-log.ts";
+import { EsrError, errorMessage } from "../../errors.ts";
+import { countLines, gunzipMemberBytes, gunzipMembers } from "./gzip-members.ts";
+import type { AuditEvent } from "../../events/schema.ts";
+import { CHUNKS_TYPE, indexFileName } from "./session-writer.ts";
+
+interface IndexEntry {
+  file_name: string;
+  type: string;
+}
+
+export function checkSessionId(sid: string) {
+  if (!UUID_RE.test(sid))
+    throw new EsrError(
+      `invalid session id ${JSON.stringify(sid)}: expected a UUID such as 86aca627-971d-4883-854d-d309ba04c658`,
+    );
+}
+
+/**
+ * One recorded session's files, as its index names them: the index is read once, and every
+ * warning about what could not be read gathers here, once each.
+ */
+export class SessionFiles {
+  readonly warnings: string[] = [];
+  private readonly entries: IndexEntry[];
+
+  private constructor(
+    readonly sid: string,
+    private readonly sessionsDir: string,
+  ) {
+    this.entries = readIndex(join(sessionsDir, indexFileName(sid)), this.warnings);
+  }
+
+  static open(dataDir: string, sid: string): SessionFiles {
+    checkSessionId(sid);
+    const { sessionsDir } = AuditLog.read(dataDir);
+    if (!existsSync(join(sessionsDir, indexFileName(sid))))
+      throw new EsrError(`unknown session ${sid} (not in ${dataDir})`);
+    return new SessionFiles(sid, sessionsDir);
+  }
+
+  /** The events of the files of some index types (all but the terminal output when undefined), in `ei` order. */
+  events(types?: Set<string>): AuditEvent[] {
+    const events: AuditEvent[] = [];
+    for (const path of this.paths((type) => type !== CHUNKS_TYPE && (!types || types.has(type)))) {
+      // Not push(...): a file of a long session holds more events than a call can take arguments.
+      for (const event of readEventFile(path, this.warnings)) events.push(event);
+    }
+    return events.sort((a, b) => a.ei - b.ei);
+  }
+
+  /** How many events the files of one index type hold, counted without parsing them. */
+  count(type: string): number {
+    let n = 0;
+    for (const path of this.paths((t) => t === type))
+      n += readGzipFile(path, this.warnings, "events", countLines)?.lines ?? 0;
+    return n;
+  }
+
+  /** The bytes the session's terminal showed; undefined when it was not recorded on a terminal. */
+  terminalOutput(): Buffer | undefined {
+    const paths = this.paths((type) => type === CHUNKS_TYPE);
+    if (paths.length === 0) return undefined;
+    return Buffer.concat(
+      paths.map((path) => readGzipFile(path, this.warnings, "output", gunzipMemberBytes)?.bytes ?? Buffer.alloc(0)),
+    );
+  }
+
+  private paths(wanted: (type: string) => boolean): string[] {
+    return this.entries.filter((entry) => wanted(entry.type)).map((entry) => join(this.sessionsDir, entry.file_name));
+  }
+}
+
+function readIndex(path: string, warnings: string[]): IndexEntry[] {
+  const entries: IndexEntry[] = [];
+  for (const [i, line] of readFileSync(path, "utf8").split("\n").entries()) {
+    if (!line.trim()) continue;
+    try {
+      const entry = JSON.parse(line) as IndexEntry;
+      // Only plain names: an index must not point outside the sessions directory.
+      if (typeof entry.file_name !== "string" || entry.file_name.includes("/") || typeof entry.type !== "string")
+        throw new Error("not an index entry");
+      entries.push(entry);
+    } catch (err) {
+      warnings.push(`${path}:${i + 1}: unreadable index line (${errorMessage(err)})`);
+    }
+  }
+  return entries;
+}
+
+/** One `.gz` file decompressed up to the first damage, which is reported; undefined when it cannot be read. */
+function readGzipFile<T extends { error?: string }>(
+  path: string,
+  warnings: string[],
+  what: string,
+  gunzip: (bytes: Uint8Array) => T,
+): T | undefined {
+  let bytes: Buffer;
+  try {
+    bytes = readFileSync(path);
+  } catch (err) {
+    warnings.push(`${path}: cannot read (${errorMessage(err)})`);
+    return undefined;
+  }
+  const content = gunzip(bytes);
+  if (content.error) warnings.push(`${path}: ${content.error}; showing the ${what} before it`);
+  return content;
+}
+
+/** The events of one `.gz` file, up to the first damage. */
+export function readEventFile(path: string, warnings: string[]): AuditEvent[] {
+  const content = readGzipFile(path, warnings, "events", gunzipMembers);
+  if (!content) return [];
+  const events: AuditEvent[] = [];
+  const lines = content.text.split("\n");
+  const partial = lines.pop();
+  if (partial) warnings.push(`${path}: last line is incomplete; skipped`);
+  for (const [i, line] of lines.entries()) {
+    if (!line) continue;
+    try {
+      const event = JSON.parse(line);
+      if (typeof event?.ei !== "number" || typeof event?.event !== "string") throw new Error("not an audit event");
+      events.push(event);
+    } catch (err) {
+      warnings.push(`${path}: line ${i + 1}: ${errorMessage(err)}`);
+    }
+  }
+  return events;
+}
+
+/** Session ids present in a data dir, with their index's modification time. */
+export function listSessionIds(dataDir: string): { sid: string; mtimeMs: number }[] {
+  const { sessionsDir } = AuditLog.read(dataDir);
+  if (!existsSync(sessionsDir)) return [];
+  return readdirSync(sessionsDir)
+    .map((name) => ({ name, sid: name.replace(/\.index$/, "") }))
+    .filter(({ name, sid }) => name === indexFileName(sid) && UUID_RE.test(sid))
+    .map(({ name, sid }) => ({ sid, mtimeMs: statSync(join(sessionsDir, name)).mtimeMs }));
+}

@@ -1,0 +1,91 @@
+/**
+ * Writes one session's events (SPEC §4): `<sid>-0.events.gz` for session.start/end,
+ * `<sid>-0.session.<kind>-events.gz` per enhanced kind, `<sid>-0.chunks.gz` for terminal output,
+ * `<sid>.index` naming them, and every event also to the host's events.log — except print events,
+ * which only time the terminal output and would flood the SIEM feed. Nothing reaches disk between flushes; the owner flushes at least
+ * every second, so a recorder killed with SIGKILL loses at most that much.
+ */
+import { appendFileSync } from "node:fs";
+import { join } from "node:path";
+import type { AuditLog } from "./audit-log.ts";
+import { GzipMemberFile, TextBatch } from "./gzip-members.ts";
+import { KIND_EVENT, type AuditEvent, type PrintEvent } from "../../events/schema.ts";
+
+/** The index type (and file name part) of the file an event goes to. */
+function fileTypeOf(event: string): string {
+  return ENHANCED_EVENTS.has(event) ? event : "events";
+}
+
+const ENHANCED_EVENTS = new Set<string>(Object.values(KIND_EVENT));
+
+/** The index type of the terminal output file (Teleport's name). */
+export const CHUNKS_TYPE = "chunks";
+
+export function sessionFileName(sid: string, type: string): string {
+  if (type === "events" || type === CHUNKS_TYPE) return `${sid}-0.${type}.gz`;
+  return `${sid}-0.${type}-events.gz`;
+}
+
+export function indexFileName(sid: string): string {
+  return `${sid}.index`;
+}
+
+export class SessionWriter {
+  private readonly files = new Map<string, GzipMemberFile>();
+  /** events.log lines, written in bounded pieces like the gzip members. */
+  private readonly logBatch = new TextBatch();
+  private nextEi = 0;
+
+  constructor(
+    private readonly log: AuditLog,
+    readonly sid: string,
+  ) {}
+
+  /** The `ei` of the next event: events are numbered in the order they are written. */
+  index(): number {
+    return this.nextEi++;
+  }
+
+  write(event: AuditEvent | PrintEvent) {
+    const line = `${JSON.stringify(event)}\n`;
+    this.file(fileTypeOf(event.event)).append(line);
+    if (event.event === "print") return;
+    if (this.logBatch.add(line)) this.flushLog();
+  }
+
+  /** Raw terminal output, the bytes that print events point into. */
+  writeOutput(bytes: Uint8Array) {
+    this.file(CHUNKS_TYPE).append(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("latin1"));
+  }
+
+  flush() {
+    for (const file of this.files.values()) file.flush();
+    this.flushLog();
+  }
+
+  private flushLog() {
+    const lines = this.logBatch.take();
+    if (lines !== undefined) this.log.append(lines);
+  }
+
+  close() {
+    this.flush();
+    for (const file of this.files.values()) file.close();
+    this.files.clear();
+  }
+
+  private file(type: string): GzipMemberFile {
+    let file = this.files.get(type);
+    if (!file) {
+      const name = sessionFileName(this.sid, type);
+      file = new GzipMemberFile(join(this.log.sessionsDir, name), type === CHUNKS_TYPE ? "latin1" : "utf8");
+      this.files.set(type, file);
+      appendFileSync(
+        join(this.log.sessionsDir, indexFileName(this.sid)),
+        `${JSON.stringify({ file_name: name, type, index: 0, offset: 0 })}\n`,
+        { mode: 0o600 },
+      );
+    }
+    return file;
+  }
+}

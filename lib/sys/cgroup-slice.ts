@@ -1,0 +1,296 @@
+/**
+ * A session's cgroup v2 slice, `<cgroup_path>/<root_path>/<sid>`. Its cgroup id is the session's
+ * key in the kernel; every process of the session lives in it or in a child of it.
+ *
+ * A recorder that dies leaves its slice behind, unrecorded. Each live slice therefore has an owner
+ * file in OWNERS_DIR (pid and start time of its recorder), and the next recorder removes slices
+ * whose owner is gone, killing what still runs there: nothing keeps running unrecorded.
+ */
+import {
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmdirSync,
+  statSync,
+  unlinkSync,
+  watch,
+  writeFileSync,
+} from "node:fs";
+import { join, posix } from "node:path";
+import { EsrError, errorMessage } from "../errors.ts";
+import { mountFs } from "./libc.ts";
+import { processStat } from "./proc.ts";
+
+export const OWNERS_DIR = "/run/esr/slices";
+
+export interface CgroupRoot {
+  /** where cgroup2 is mounted (SPEC's cgroup_path) */
+  cgroupPath: string;
+  /** parent of the slices, below cgroup_path (SPEC's root_path) */
+  rootPath: string;
+}
+
+/** The directory that holds every slice of this root. */
+export function slicesParent(root: CgroupRoot): string {
+  return join(root.cgroupPath, root.rootPath);
+}
+
+/**
+ * Makes sure cgroup2 is mounted at cgroup_path (mounting it if nothing is) and that the slices'
+ * parent exists; returns the depth of a slice below the cgroup2 root, which the BPF programs need.
+ */
+export function prepareCgroupRoot(root: CgroupRoot): number {
+  const mount = findMount(root.cgroupPath);
+  if (!mount) {
+    try {
+      mkdirSync(root.cgroupPath, { recursive: true, mode: 0o755 });
+      mountFs("cgroup2", root.cgroupPath);
+    } catch (err) {
+      throw new EsrError(
+        `cgroup v2 is not mounted at ${root.cgroupPath} and cannot be mounted there: ${errorMessage(err)}`,
+      );
+    }
+  } else if (mount.fstype !== "cgroup2") {
+    throw new EsrError(
+      `${root.cgroupPath} is a ${mount.fstype} mount, not cgroup v2 (set cgroup_path to a cgroup2 mount or a free directory)`,
+    );
+  }
+  const parent = slicesParent(root);
+  try {
+    mkdirSync(parent, { recursive: true, mode: 0o755 });
+  } catch (err) {
+    throw new EsrError(`cannot create ${parent}: ${errorMessage(err)}`);
+  }
+  const mountRootDepth = depth((mount ?? findMount(root.cgroupPath))?.root ?? "/");
+  return mountRootDepth + depth(root.rootPath) + 1;
+}
+
+function depth(path: string): number {
+  return posix.normalize(path).split("/").filter(Boolean).length;
+}
+
+interface MountInfo {
+  root: string;
+  fstype: string;
+}
+
+/** The mount whose mount point is exactly `path`, from /proc/self/mountinfo (the last one wins). */
+function findMount(path: string): MountInfo | undefined {
+  const target = posix.normalize(path).replace(/\/$/, "") || "/";
+  let found: MountInfo | undefined;
+  for (const line of readFileSync("/proc/self/mountinfo", "utf8").split("\n")) {
+    const [left, right] = line.split(" - ");
+    if (!left || !right) continue;
+    const fields = left.split(" ");
+    if (unescapeMount(fields[4] ?? "") === target)
+      found = { root: unescapeMount(fields[3] ?? "/"), fstype: right.split(" ")[0] ?? "" };
+  }
+  return found;
+}
+
+function unescapeMount(s: string): string {
+  return s.replace(/\\([0-7]{3})/g, (_, oct) => String.fromCharCode(parseInt(oct, 8)));
+}
+
+export class CgroupSlice {
+  private constructor(
+    readonly path: string,
+    readonly id: bigint,
+  ) {}
+
+  /** Creates the slice of a new session and records this process as its owner. */
+  static create(root: CgroupRoot, sid: string): CgroupSlice {
+    const path = join(slicesParent(root), sid);
+    try {
+      mkdirSync(path, { mode: 0o755 });
+    } catch (err) {
+      throw new EsrError(`cannot create cgroup ${path}: ${errorMessage(err)}`);
+    }
+    const slice = new CgroupSlice(path, statSync(path, { bigint: true }).ino);
+    mkdirSync(OWNERS_DIR, { recursive: true, mode: 0o700 });
+    writeFileSync(slice.ownerFile, `${process.pid} ${ownStartTime()} ${path}\n`, { mode: 0o600 });
+    return slice;
+  }
+
+  private get ownerFile(): string {
+    return join(OWNERS_DIR, String(this.id));
+  }
+
+  /** True while any process is in the slice or a child of it. */
+  isPopulated(): boolean {
+    try {
+      return /^populated 1$/m.test(readFileSync(join(this.path, "cgroup.events"), "utf8"));
+    } catch {
+      return false;
+    }
+  }
+
+  /** Resolves once no process is left in the slice (cgroup.events, watched with inotify and polled as a fallback). */
+  waitEmpty(pollMs = 100): Promise<void> {
+    return new Promise((resolve) => {
+      let watcher: ReturnType<typeof watch> | undefined;
+      const timer = setInterval(check, pollMs);
+      function check(this: void) {
+        if (slice.isPopulated()) return;
+        clearInterval(timer);
+        watcher?.close();
+        resolve();
+      }
+      const slice = this;
+      try {
+        watcher = watch(join(this.path, "cgroup.events"), check);
+      } catch {
+        // polling alone still works
+      }
+      check();
+    });
+  }
+
+  /** Moves a running process (and so everything it starts from now on) into the slice. */
+  adopt(pid: number) {
+    try {
+      writeFileSync(join(this.path, "cgroup.procs"), String(pid));
+    } catch (err) {
+      throw new EsrError(`cannot move pid ${pid} into ${this.path}: ${errorMessage(err)}`);
+    }
+    if (!ownProcs(this.path).includes(pid)) throw new EsrError(`pid ${pid} is not in ${this.path} after the move`);
+  }
+
+  /** Kills every process in the slice and its children. */
+  kill() {
+    killCgroup(this.path);
+  }
+
+  /** Removes the slice (and child cgroups a process of the session created) and its owner file. */
+  remove() {
+    removeCgroupTree(this.path);
+    if (existsSync(this.ownerFile)) unlinkSync(this.ownerFile);
+  }
+}
+
+/**
+ * Removes slices under this root whose recorder is gone, killing their processes first.
+ * Returns the paths removed.
+ */
+export function removeStaleSlices(root: CgroupRoot): string[] {
+  const parent = slicesParent(root);
+  const removed: string[] = [];
+  let names: string[];
+  try {
+    names = readdirSync(parent, { withFileTypes: true })
+      .filter((d) => d.isDirectory())
+      .map((d) => d.name);
+  } catch {
+    return removed;
+  }
+  for (const name of names) {
+    const path = join(parent, name);
+    let id: bigint;
+    try {
+      id = statSync(path, { bigint: true }).ino;
+    } catch {
+      continue;
+    }
+    const owner = join(OWNERS_DIR, String(id));
+    // Not only its own owner: another recorder's root_path may lie inside this one's, and its live
+    // slices below this directory must not be killed with it.
+    if (ownerAlive(owner) || hasLiveSliceBelow(path)) continue;
+    try {
+      killCgroup(path);
+      removeCgroupTree(path);
+      if (existsSync(owner)) unlinkSync(owner);
+      removed.push(path);
+    } catch {
+      // still emptying, or raced with another cleaner: the next run tries again
+    }
+  }
+  return removed;
+}
+
+/** True when a cgroup below `path` is the live slice of some recorder. */
+function hasLiveSliceBelow(path: string, depth = 0): boolean {
+  if (depth >= 16) return false;
+  for (const child of childCgroups(path)) {
+    try {
+      if (ownerAlive(join(OWNERS_DIR, String(statSync(child, { bigint: true }).ino)))) return true;
+    } catch {
+      continue;
+    }
+    if (hasLiveSliceBelow(child, depth + 1)) return true;
+  }
+  return false;
+}
+
+function ownerAlive(ownerFile: string): boolean {
+  let text: string;
+  try {
+    text = readFileSync(ownerFile, "utf8");
+  } catch {
+    return false;
+  }
+  const [pid, start] = text.split(" ");
+  return !!pid && processStat(Number(pid))?.startTime === start;
+}
+
+let startTime: string | undefined;
+
+/** This process's start time, which tells a live recorder from a later process with its pid. */
+function ownStartTime(): string | undefined {
+  startTime ??= processStat(process.pid)?.startTime;
+  return startTime;
+}
+
+function childCgroups(path: string): string[] {
+  try {
+    return readdirSync(path, { withFileTypes: true })
+      .filter((d) => d.isDirectory())
+      .map((d) => join(path, d.name));
+  } catch {
+    return [];
+  }
+}
+
+function killCgroup(path: string) {
+  // cgroup.kill (5.14+) kills the whole subtree at once, racing no fork.
+  if (existsSync(join(path, "cgroup.kill"))) {
+    writeFileSync(join(path, "cgroup.kill"), "1");
+    return;
+  }
+  for (let round = 0; round < 100; round++) {
+    const pids = listProcs(path);
+    if (pids.length === 0) return;
+    for (const pid of pids) {
+      try {
+        process.kill(pid, "SIGKILL");
+      } catch {
+        // already gone
+      }
+    }
+  }
+}
+
+/** The processes of a cgroup itself, not of its children. */
+function ownProcs(path: string): number[] {
+  return readFileSync(join(path, "cgroup.procs"), "utf8").split("\n").filter(Boolean).map(Number);
+}
+
+function listProcs(path: string): number[] {
+  return ownProcs(path).concat(...childCgroups(path).map(listProcs));
+}
+
+/** rmdir, deepest first; waits briefly for killed processes to leave. */
+function removeCgroupTree(path: string) {
+  for (const child of childCgroups(path)) removeCgroupTree(child);
+  for (let attempt = 0; ; attempt++) {
+    try {
+      rmdirSync(path);
+      return;
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === "ENOENT") return;
+      if (code !== "EBUSY" || attempt >= 200) throw new EsrError(`cannot remove cgroup ${path}: ${errorMessage(err)}`);
+      Bun.sleepSync(5);
+    }
+  }
+}

@@ -1,0 +1,73 @@
+/** On-disk layout and permissions (SPEC §4), through AuditLog and SessionWriter. */
+import { describe, expect, test } from "bun:test";
+import { lstatSync, readFileSync, readlinkSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { AuditLog } from "../../lib/store/file/audit-log.ts";
+import { SessionWriter } from "../../lib/store/file/session-writer.ts";
+import { tempDir } from "../support/harness.ts";
+
+const mode = (p: string) => statSync(p).mode & 0o777;
+
+describe("AuditLog", () => {
+  test("host_uuid is created once and kept", () => {
+    const dir = tempDir();
+    const a = AuditLog.open(dir);
+    const b = AuditLog.open(dir);
+    expect(a.serverId).toMatch(/^[0-9a-f-]{36}$/);
+    expect(b.serverId).toBe(a.serverId);
+    expect(readFileSync(join(dir, "host_uuid"), "utf8").trim()).toBe(a.serverId);
+    expect(mode(join(dir, "host_uuid"))).toBe(0o600);
+  });
+
+  test("events.log is a relative symlink to today's dated file", () => {
+    const dir = tempDir();
+    const log = AuditLog.open(dir);
+    log.append('{"a":1}\n');
+    log.append('{"a":2}\n');
+    const link = join(dir, "log", "events.log");
+    expect(lstatSync(link).isSymbolicLink()).toBe(true);
+    const day = new Date().toISOString().slice(0, 10);
+    expect(readlinkSync(link)).toBe(`${log.serverId}/${day}.00:00:00.log`);
+    expect(readFileSync(link, "utf8")).toBe('{"a":1}\n{"a":2}\n');
+    expect(mode(readFileSync(link) && join(dir, "log", log.serverId, `${day}.00:00:00.log`))).toBe(0o600);
+  });
+
+  test("a data dir holding something else than a UUID in host_uuid is refused", () => {
+    const dir = tempDir();
+    Bun.write(join(dir, "host_uuid"), "garbage\n");
+    expect(() => AuditLog.open(dir)).toThrow(/does not hold a UUID/);
+  });
+});
+
+describe("SessionWriter", () => {
+  test("files per event type, an index naming them, 0600 files in 0700 directories", () => {
+    const dir = tempDir();
+    const log = AuditLog.open(dir);
+    const w = new SessionWriter(log, "11111111-2222-3333-4444-555555555555");
+    w.write({ event: "session.start", code: "T2000I", ei: w.index() });
+    w.write({ event: "session.command", code: "T4000I", ei: w.index() });
+    w.write({ event: "session.network", code: "T4002I", ei: w.index() });
+    w.write({ event: "session.end", code: "T2004I", ei: w.index() });
+    w.close();
+    const sessions = log.sessionsDir;
+    expect(sessions).toBe(join(dir, "log", log.serverId, "sessions", "default"));
+    const index = readFileSync(join(sessions, "11111111-2222-3333-4444-555555555555.index"), "utf8")
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l));
+    expect(index.map((e) => [e.file_name, e.type])).toEqual([
+      ["11111111-2222-3333-4444-555555555555-0.events.gz", "events"],
+      ["11111111-2222-3333-4444-555555555555-0.session.command-events.gz", "session.command"],
+      ["11111111-2222-3333-4444-555555555555-0.session.network-events.gz", "session.network"],
+    ]);
+    for (const e of index) expect(mode(join(sessions, e.file_name))).toBe(0o600);
+    for (const d of [dir, join(dir, "log"), join(dir, "log", log.serverId), sessions]) expect(mode(d)).toBe(0o700);
+    const zcat = Bun.spawnSync(["zcat", join(sessions, index[0].file_name)]).stdout.toString();
+    expect(
+      zcat
+        .trim()
+        .split("\n")
+        .map((l) => JSON.parse(l).event),
+    ).toEqual(["session.start", "session.end"]);
+  });
+});

@@ -1,0 +1,53 @@
+/**
+ * Field checks shared by the event tests: SPEC §3's fields of an ESR event, and the shape of
+ * Teleport's own events (test/fixtures/teleport-events.jsonl is a byte-for-byte copy of the SPEC's
+ * examples/teleport-events.jsonl), which esr's events of the same kind must match key for key.
+ */
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import type { AuditEvent } from "../../lib/events/schema.ts";
+
+export type JsonType = "string" | "number" | "boolean" | "array" | "object" | "null";
+
+export function jsonType(value: unknown): JsonType {
+  if (value === null) return "null";
+  if (Array.isArray(value)) return "array";
+  return typeof value as JsonType;
+}
+
+/** SPEC §3: the fields every ESR event (command, disk, network) carries. */
+export const ESR_COMMON_FIELDS: Record<string, JsonType> = {
+  event: "string",
+  code: "string",
+  ei: "number",
+  uid: "string",
+  time: "string",
+  sid: "string",
+  user: "string",
+  login: "string",
+  namespace: "string",
+  server_id: "string",
+  server_hostname: "string",
+  cluster_name: "string",
+  pid: "number",
+  cgroup_id: "number",
+  program: "string",
+};
+
+/** Each key of `event` that `expected` names, with its JSON type, or `missing`. */
+export function fieldTypes(
+  event: AuditEvent,
+  expected: Record<string, JsonType>,
+): Record<string, JsonType | "missing"> {
+  return Object.fromEntries(Object.keys(expected).map((k) => [k, k in event ? jsonType(event[k]) : "missing"]));
+}
+
+/** The keys and JSON types of the first event named `name` that a real Teleport node wrote. */
+export function teleportFieldTypes(name: string): Record<string, JsonType> {
+  const lines = readFileSync(join(import.meta.dir, "..", "fixtures", "teleport-events.jsonl"), "utf8")
+    .split("\n")
+    .filter(Boolean);
+  const event = lines.map((l) => JSON.parse(l) as AuditEvent).find((e) => e.event === name);
+  if (!event) throw new Error(`no ${name} event in the Teleport examples`);
+  return Object.fromEntries(Object.entries(event).map(([k, v]) => [k, jsonType(v)]));
+}

@@ -1,0 +1,78 @@
+/**
+ * End-to-end test helpers: run the real esr executable (dist/esr, built by scripts/build.ts) as
+ * root on the real kernel, and read back what it recorded.
+ */
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { AuditEvent } from "../../lib/events/schema.ts";
+
+export const ROOT = join(import.meta.dir, "..", "..");
+export const FIXTURES = join(ROOT, "test", "fixtures");
+export const ESR = process.env.ESR_BIN ?? join(ROOT, "dist", "esr");
+
+export function tempDir(prefix = "esr-test-"): string {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+export interface RunResult {
+  exitCode: number;
+  stdout: string;
+  stderr: string;
+}
+
+export async function runEsr(
+  args: string[],
+  opts: { env?: Record<string, string>; stdin?: string | number | "inherit"; cwd?: string } = {},
+): Promise<RunResult> {
+  const proc = Bun.spawn({
+    cmd: [ESR, ...args],
+    env: { ...process.env, ...opts.env },
+    cwd: opts.cwd,
+    stdin: typeof opts.stdin === "string" ? new TextEncoder().encode(opts.stdin) : (opts.stdin ?? "ignore"),
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  const [stdout, stderr, exitCode] = await Promise.all([
+    new Response(proc.stdout).text(),
+    new Response(proc.stderr).text(),
+    proc.exited,
+  ]);
+  return { exitCode, stdout, stderr };
+}
+
+export interface Recorded extends RunResult {
+  sid: string;
+  dataDir: string;
+}
+
+/** `esr record [flags] -- command...` in a fresh data dir (unless given); the sid comes from stderr. */
+export async function record(
+  command: string[],
+  opts: { flags?: string[]; dataDir?: string; env?: Record<string, string>; stdin?: string } = {},
+): Promise<Recorded> {
+  const dataDir = opts.dataDir ?? tempDir();
+  const result = await runEsr(["record", "--data-dir", dataDir, ...(opts.flags ?? []), "--", ...command], opts);
+  const sid = /esr: session ([0-9a-f-]{36})/.exec(result.stderr)?.[1];
+  if (!sid) throw new Error(`no session id in esr's stderr (exit ${result.exitCode}): ${result.stderr}`);
+  return { ...result, sid, dataDir };
+}
+
+/** The session's events as stored (`esr replay --format json`). */
+export async function replayEvents(dataDir: string, sid: string, extra: string[] = []): Promise<AuditEvent[]> {
+  const out = await runEsr(["replay", sid, "--data-dir", dataDir, "--format", "json", ...extra]);
+  if (out.exitCode !== 0) throw new Error(`esr replay failed (${out.exitCode}): ${out.stderr}`);
+  return out.stdout
+    .split("\n")
+    .filter(Boolean)
+    .map((l) => JSON.parse(l));
+}
+
+/** Each exec as one string, `path arg1 arg2…`, in order. */
+export function execLines(events: AuditEvent[]): string[] {
+  return events.filter((e) => e.event === "session.command").map((e) => [e.path, ...(e.argv as string[])].join(" "));
+}
+
+export function ofType(events: AuditEvent[], event: string): AuditEvent[] {
+  return events.filter((e) => e.event === event);
+}

@@ -1,0 +1,99 @@
+/** CgroupSlice on the real cgroup2 hierarchy, under a root_path of its own. */
+import { afterAll, describe, expect, test } from "bun:test";
+import { existsSync, mkdirSync, readFileSync, rmdirSync, statSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import {
+  CgroupSlice,
+  OWNERS_DIR,
+  prepareCgroupRoot,
+  removeStaleSlices,
+  slicesParent,
+} from "../../lib/sys/cgroup-slice.ts";
+
+const root = { cgroupPath: "/cgroup2", rootPath: `/esr-test-slices-${process.pid}` };
+
+afterAll(() => {
+  if (existsSync(slicesParent(root))) rmdirSync(slicesParent(root));
+});
+
+describe("prepareCgroupRoot", () => {
+  test("mounts cgroup2 if needed and gives the slice depth below the hierarchy root", () => {
+    expect(prepareCgroupRoot(root)).toBe(2);
+    expect(readFileSync("/proc/self/mountinfo", "utf8")).toMatch(/ \/cgroup2 .* - cgroup2 /);
+    expect(prepareCgroupRoot({ cgroupPath: "/cgroup2", rootPath: "/a/b" })).toBe(3);
+    rmdirSync("/cgroup2/a/b");
+    rmdirSync("/cgroup2/a");
+  });
+});
+
+describe("CgroupSlice", () => {
+  test("its id is the cgroup's inode number, and it records its owner", () => {
+    prepareCgroupRoot(root);
+    const slice = CgroupSlice.create(root, "s1");
+    expect(slice.id).toBe(statSync(slice.path, { bigint: true }).ino);
+    expect(readFileSync(join(OWNERS_DIR, String(slice.id)), "utf8")).toStartWith(`${process.pid} `);
+    slice.remove();
+    expect(existsSync(slice.path)).toBe(false);
+    expect(existsSync(join(OWNERS_DIR, String(slice.id)))).toBe(false);
+  });
+
+  test("populated while a process runs in it or a child cgroup; waitEmpty resolves when all are gone", async () => {
+    prepareCgroupRoot(root);
+    const slice = CgroupSlice.create(root, "s2");
+    expect(slice.isPopulated()).toBe(false);
+    const child = join(slice.path, "child");
+    mkdirSync(child);
+    const proc = Bun.spawn(["sleep", "0.3"], { cgroup: child });
+    expect(slice.isPopulated()).toBe(true);
+    const t0 = performance.now();
+    await slice.waitEmpty();
+    expect(performance.now() - t0).toBeGreaterThan(150);
+    await proc.exited;
+    slice.remove();
+    expect(existsSync(slice.path)).toBe(false);
+  });
+
+  test("kill ends every process of the slice, child cgroups included", async () => {
+    prepareCgroupRoot(root);
+    const slice = CgroupSlice.create(root, "s3");
+    mkdirSync(join(slice.path, "nested"));
+    const a = Bun.spawn(["sleep", "30"], { cgroup: slice.path });
+    const b = Bun.spawn(["sleep", "30"], { cgroup: join(slice.path, "nested") });
+    slice.kill();
+    expect(await a.exited).not.toBe(0);
+    expect(await b.exited).not.toBe(0);
+    await slice.waitEmpty();
+    slice.remove();
+  });
+});
+
+describe("removeStaleSlices", () => {
+  test("removes slices whose recorder is dead, killing what runs there; keeps live ones", async () => {
+    prepareCgroupRoot(root);
+    const live = CgroupSlice.create(root, "live");
+    const stale = CgroupSlice.create(root, "stale");
+    // A recorder that died: its owner file names a process that no longer exists.
+    writeFileSync(join(OWNERS_DIR, String(stale.id)), `999999999 1 ${stale.path}\n`);
+    const orphan = Bun.spawn(["sleep", "30"], { cgroup: stale.path });
+    const unowned = join(slicesParent(root), "unowned");
+    mkdirSync(unowned);
+
+    const removed = removeStaleSlices(root).sort();
+    expect(removed).toEqual([stale.path, unowned].sort());
+    expect(await orphan.exited).not.toBe(0);
+    expect(existsSync(live.path)).toBe(true);
+    expect(existsSync(stale.path)).toBe(false);
+    live.remove();
+  });
+
+  test("never looks outside its own root_path", () => {
+    prepareCgroupRoot(root);
+    const other = { cgroupPath: "/cgroup2", rootPath: `${root.rootPath}-other` };
+    prepareCgroupRoot(other);
+    mkdirSync(join(slicesParent(other), "foreign"));
+    removeStaleSlices(root);
+    expect(existsSync(join(slicesParent(other), "foreign"))).toBe(true);
+    rmdirSync(join(slicesParent(other), "foreign"));
+    rmdirSync(slicesParent(other));
+  });
+});
