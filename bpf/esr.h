@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * The kernel/user boundary of esr: every struct the BPF programs write to a ring buffer, and the
- * session map they all share. lib/kernel-events.ts decodes these structs; the offsets asserted
- * at the end of this file are the ones it reads, so a change here fails the build until both agree.
+ * The kernel/user boundary of esr: every struct the BPF programs write to a ring buffer, the
+ * session map they all share, and the enums of their kinds and flags. This file is the one source:
+ * scripts/build.ts compiles bpf/layout.c (which includes it) for each target architecture and
+ * generates lib/events/kinds/kernel-layout.generated.ts from its BTF, so the decoders read fields by
+ * name and a change here reaches them with the next build.
  */
 #ifndef ESR_H
 #define ESR_H
@@ -38,11 +40,14 @@ struct esr_event_header {
 	char comm[ESR_COMM_LEN];
 };
 
-#define ESR_EXEC_PATH_TRUNCATED 1
-#define ESR_EXEC_ARGV_TRUNCATED 2
-#define ESR_EXEC_EXE_TRUNCATED 4      /* exe: more components than were walked; the root side is missing */
-#define ESR_EXEC_EXE_DELETED 8        /* exe: the file has no link left (a memfd, or unlinked before its fd was executed) */
-#define ESR_EXEC_INTERP_TRUNCATED 16
+/* esr_exec_event.flags */
+enum esr_exec_flag {
+	ESR_EXEC_PATH_TRUNCATED = 1,
+	ESR_EXEC_ARGV_TRUNCATED = 2,
+	ESR_EXEC_EXE_TRUNCATED = 4,   /* exe: more components than were walked; the root side is missing */
+	ESR_EXEC_EXE_DELETED = 8,     /* exe: the file has no link left (a memfd, or unlinked before its fd was executed) */
+	ESR_EXEC_INTERP_TRUNCATED = 16,
+};
 
 /*
  * An execve/execveat, successful (read after the exec, in the new image) or failed.
@@ -59,13 +64,16 @@ struct esr_exec_event {
 	__u32 path_len;               /* bytes of path at data[0], no NUL */
 	__u32 argv_len;               /* bytes of NUL-separated argv (argv[0] included), last in data */
 	__u32 argv_total;             /* bytes of argv the process had (> argv_len when truncated) */
-	__u32 flags;                  /* ESR_EXEC_* */
+	__u32 flags;                  /* enum esr_exec_flag bits */
 	__u32 interp_len;             /* bytes of interpreter after the path, no NUL; 0: none */
 	__u32 exe_len;                /* bytes of exe components after the interpreter, NULs included */
 	char data[ESR_PATH_MAX + ESR_PATH_MAX + ESR_EXE_MAX + ESR_ARGV_MAX];
 };
 
-#define ESR_OPEN_PATH_TRUNCATED 1
+/* esr_open_event.flags */
+enum esr_open_flag {
+	ESR_OPEN_PATH_TRUNCATED = 1,
+};
 
 /*
  * An open(2), openat(2), openat2(2) or creat(2), read at syscall exit: the path as the process
@@ -74,7 +82,7 @@ struct esr_exec_event {
 struct esr_open_event {
 	struct esr_event_header hdr;
 	__s32 return_code;            /* fd, or -errno */
-	__u32 flags;                  /* ESR_OPEN_* */
+	__u32 flags;                  /* enum esr_open_flag bits */
 	__u64 open_flags;             /* openat2's are 64 bits; creat(2) is O_CREAT|O_WRONLY|O_TRUNC */
 	__u32 path_len;               /* bytes of path, no NUL */
 	__u32 _pad;
@@ -96,32 +104,21 @@ struct esr_connect_event {
 	__u8 dst_addr[16];
 };
 
-#define ESR_CHECK_OFFSET(type, field, off) \
-	_Static_assert(__builtin_offsetof(type, field) == (off), #type "." #field " moved: update lib/kernel-events.ts")
-ESR_CHECK_OFFSET(struct esr_event_header, session_id, 0);
-ESR_CHECK_OFFSET(struct esr_event_header, cgroup_id, 8);
-ESR_CHECK_OFFSET(struct esr_event_header, ktime_ns, 16);
-ESR_CHECK_OFFSET(struct esr_event_header, pid, 24);
-ESR_CHECK_OFFSET(struct esr_event_header, comm, 32);
-ESR_CHECK_OFFSET(struct esr_exec_event, ppid, 48);
-ESR_CHECK_OFFSET(struct esr_exec_event, return_code, 52);
-ESR_CHECK_OFFSET(struct esr_exec_event, path_len, 56);
-ESR_CHECK_OFFSET(struct esr_exec_event, argv_len, 60);
-ESR_CHECK_OFFSET(struct esr_exec_event, argv_total, 64);
-ESR_CHECK_OFFSET(struct esr_exec_event, flags, 68);
-ESR_CHECK_OFFSET(struct esr_exec_event, interp_len, 72);
-ESR_CHECK_OFFSET(struct esr_exec_event, exe_len, 76);
-ESR_CHECK_OFFSET(struct esr_exec_event, data, 80);
-ESR_CHECK_OFFSET(struct esr_open_event, return_code, 48);
-ESR_CHECK_OFFSET(struct esr_open_event, flags, 52);
-ESR_CHECK_OFFSET(struct esr_open_event, open_flags, 56);
-ESR_CHECK_OFFSET(struct esr_open_event, path_len, 64);
-ESR_CHECK_OFFSET(struct esr_open_event, path, 72);
-ESR_CHECK_OFFSET(struct esr_connect_event, version, 48);
-ESR_CHECK_OFFSET(struct esr_connect_event, dst_port, 50);
-ESR_CHECK_OFFSET(struct esr_connect_event, src_addr, 56);
-ESR_CHECK_OFFSET(struct esr_connect_event, dst_addr, 72);
-_Static_assert(sizeof(struct esr_connect_event) == 88, "struct esr_connect_event resized: update lib/kernel-events.ts");
+/*
+ * Every type of the boundary in one struct, so that its BTF carries them all (a type used only on a
+ * program's stack, or an enum used only for its values, would not be emitted): bpf/layout.c defines
+ * one, for the build's layout generator; no program uses it.
+ */
+struct esr_boundary {
+	enum esr_kind kind;
+	enum esr_exec_flag exec_flag;
+	enum esr_open_flag open_flag;
+	struct esr_session session;
+	struct esr_event_header header;
+	struct esr_exec_event exec;
+	struct esr_open_event open;
+	struct esr_connect_event connect;
+};
 
 #ifndef ESR_USER_SIDE_ONLY
 

@@ -2,7 +2,7 @@ import { defineCommand } from "citty";
 import { EsrError } from "../lib/errors.ts";
 import { playFrames, TERMINAL_RESET } from "../lib/replay/play.ts";
 import { SessionFiles } from "../lib/store/file/session-files.ts";
-import { terminalSizeText } from "../lib/events/schema.ts";
+import { terminalSizeText } from "../lib/events/audit-events.ts";
 import { readTerminalRecording } from "../lib/replay/terminal-frames.ts";
 import { cliConfig, configArg, dataDirArg, requireSid, sidArg } from "./common.ts";
 import { fail } from "./run.ts";

@@ -1,17 +1,16 @@
 import { defineCommand } from "citty";
-import { EVENT_KINDS } from "../lib/config/config.ts";
 import { EsrError } from "../lib/errors.ts";
 import { buildProcessTree, formatProcessTree } from "../lib/replay/process-tree.ts";
 import { SessionFiles } from "../lib/store/file/session-files.ts";
 import { formatEventLines, formatTtyReplay, painter } from "../lib/replay/text-format.ts";
-import { KIND_EVENT } from "../lib/events/schema.ts";
+import { KINDS } from "../lib/events/kinds/index.ts";
 import { readTerminalRecording } from "../lib/replay/terminal-frames.ts";
 import { cliConfig, configArg, dataDirArg, requireSid, sidArg } from "./common.ts";
 
 /** --type values and the index types they select. */
 const TYPE_FILES: Record<string, string> = {
   session: "events",
-  ...Object.fromEntries(EVENT_KINDS.map((k) => [k, KIND_EVENT[k]])),
+  ...Object.fromEntries(KINDS.map((k) => [k.name, k.event])),
 };
 
 export const replay = defineCommand({

@@ -7,8 +7,18 @@
  *   bun scripts/build.ts --no-exe   only build/ (what `bun test` needs)
  */
 import { $ } from "bun";
-import { copyFileSync, existsSync, mkdirSync, readdirSync, realpathSync, statSync } from "node:fs";
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  realpathSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { join } from "node:path";
+import { kernelLayoutSource } from "./kernel-layout.ts";
 
 const root = join(import.meta.dir, "..");
 const build = join(root, "build");
@@ -40,6 +50,16 @@ for (const file of readdirSync(join(root, "bpf")).filter((f) => f.endsWith(".bpf
   if (stray.length) throw new Error(`${file}: program ${stray[0]} must be named ${kind}_…`);
   kindObjects.push(out);
 }
+// The boundary's layout, generated from the same header compiled for the same target.
+const layoutObject = join(build, "bpf", "layout.o");
+await $`clang -g -O2 -target bpf -D__TARGET_ARCH_${arch} -I${build} -I${join(root, "bpf")} -c ${join(root, "bpf", "layout.c")} -o ${layoutObject}`;
+const layoutFile = join(root, "lib", "events", "kinds", "kernel-layout.generated.ts");
+const layout = await kernelLayoutSource(layoutObject);
+if (!existsSync(layoutFile) || readFileSync(layoutFile, "utf8") !== layout) {
+  writeFileSync(layoutFile, layout);
+  console.log(`regenerated ${layoutFile} from bpf/esr.h: commit it with the header`);
+}
+
 const linked = join(build, "bpf", "esr.bpf.o");
 await $`bpftool gen object ${linked} ${kindObjects}`;
 console.log(`built ${linked} (${statSync(linked).size} bytes) from ${kindObjects.length} event kinds`);

@@ -22,17 +22,14 @@ import {
   type YAMLMap,
 } from "yaml";
 import { EsrError } from "../errors.ts";
+import { DEFAULT_EVENTS, EVENT_KINDS, isEventKind, KINDS, type EventKind } from "../events/kinds/index.ts";
 
-export const EVENT_KINDS = ["command", "disk", "network"] as const;
-export type EventKind = (typeof EVENT_KINDS)[number];
-export const DEFAULT_EVENTS: EventKind[] = ["command", "network"];
+export { EVENT_KINDS, type EventKind } from "../events/kinds/index.ts";
 
 export interface EnhancedRecordingConfig {
   enabled: boolean;
-  /** Sizes are in pages of kernel ring buffer. */
-  commandBufferSize: number;
-  diskBufferSize: number;
-  networkBufferSize: number;
+  /** Ring buffer size per kind, in pages (Teleport's <kind>_buffer_size keys). */
+  bufferPages: Record<EventKind, number>;
   /** Where cgroup v2 is (or will be) mounted. */
   cgroupPath: string;
   /** Parent of the per-session slices, relative to cgroupPath (Teleport's convention). */
@@ -73,9 +70,7 @@ export function defaultConfig(): EsrConfig {
     clusterName: nodename,
     enhancedRecording: {
       enabled: true,
-      commandBufferSize: 8,
-      diskBufferSize: 128,
-      networkBufferSize: 8,
+      bufferPages: Object.fromEntries(KINDS.map((k) => [k.name, k.defaultBufferPages])) as Record<EventKind, number>,
       cgroupPath: "/cgroup2",
       rootPath: "/esr",
     },
@@ -128,10 +123,6 @@ export function possibleEvents(cfg: EsrConfig): EventKind[] {
 }
 
 const KINDS_TEXT = EVENT_KINDS.join(", ");
-
-function isEventKind(value: unknown): value is EventKind {
-  return (EVENT_KINDS as readonly unknown[]).includes(value);
-}
 
 function sortKinds(kinds: readonly EventKind[]): EventKind[] {
   return EVENT_KINDS.filter((kind) => kinds.includes(kind));
@@ -313,12 +304,10 @@ function readEnhancedRecording(r: DocReader, map: YAMLMap | undefined, er: Enhan
   };
   const enabled = at("enabled");
   if (enabled) er.enabled = booleanOf(r, enabled);
-  const command = at("command_buffer_size");
-  if (command) er.commandBufferSize = pagesOf(r, command);
-  const disk = at("disk_buffer_size");
-  if (disk) er.diskBufferSize = pagesOf(r, disk);
-  const network = at("network_buffer_size");
-  if (network) er.networkBufferSize = pagesOf(r, network);
+  for (const kind of KINDS) {
+    const pages = at(kind.bufferSizeKey);
+    if (pages) er.bufferPages[kind.name] = pagesOf(r, pages);
+  }
   const cgroupPath = at("cgroup_path");
   if (cgroupPath) er.cgroupPath = absolutePathOf(r, cgroupPath);
   const rootPath = at("root_path");

@@ -1,20 +1,21 @@
 /**
  * The kernel side of a recorder: the BPF object of every event kind (linked into one at build
- * time), loaded from the executable with the programs of the recorded kinds, attached once. Sessions come and go as entries of that map, so adding
+ * time), loaded from the executable with the programs of the recorded kinds, attached once.
+ * Sessions come and go as entries of that map, so adding
  * a session costs a map update, never a program load (SPEC §7).
  */
 import { readFileSync } from "node:fs";
 import { toArrayBuffer, type Pointer } from "bun:ffi";
-import { EVENT_KINDS, type EventKind } from "../config/config.ts";
+import { KINDS, EVENT_KINDS, noLoss, type EventKind, type LostCounts } from "../events/kinds/index.ts";
 import { bpfObject } from "./embedded.ts";
 import { EsrError } from "../errors.ts";
 import { check, checkPtr, clearLibbpfLog, cString, libbpf, libbpfLogSummary } from "./libbpf.ts";
 import { strerror } from "../sys/libc.ts";
-import { SESSION_VALUE_SIZE, decodeSessionValue, encodeSessionValue, type LostCounts } from "./decode.ts";
+import { SESSION_VALUE_SIZE, decodeSessionValue, encodeSessionValue } from "./session-map.ts";
 
 export interface ProgramSetOptions {
   /** Kinds whose programs are loaded; a session can record only those. */
-  kinds: EventKind[];
+  kinds: readonly EventKind[];
   /** Depth of the session slices below the cgroup2 root. */
   sliceLevel: number;
   /** Ring buffer size per kind, in pages (Teleport's *_buffer_size). */
@@ -60,7 +61,7 @@ export class ProgramSet {
     try {
       for (const map of maps(obj)) {
         const name = cString(bpf.bpf_map__name(map));
-        const ringOf = EVENT_KINDS.find((k) => name === `${k}_events`);
+        const ringOf = KINDS.find((k) => name === k.ring)?.name;
         // The ring of a kind nobody records still exists (its programs reference it): keep it small.
         if (ringOf)
           check(
@@ -88,7 +89,8 @@ export class ProgramSet {
       for (const map of maps(obj)) {
         const name = cString(bpf.bpf_map__name(map));
         if (name === "sessions") (set as { sessionsFd: number }).sessionsFd = bpf.bpf_map__fd(map);
-        for (const kind of wanted) if (name === `${kind}_events`) set.ringFds.set(kind, bpf.bpf_map__fd(map));
+        const ring = KINDS.find((k) => k.ring === name && wanted.has(k.name));
+        if (ring) set.ringFds.set(ring.name, bpf.bpf_map__fd(map));
       }
       for (const { prog, name, kind } of enabled) {
         const section = cString(bpf.bpf_program__section_name(prog));
@@ -102,7 +104,7 @@ export class ProgramSet {
     return set;
   }
 
-  addSession(sessionId: bigint, kinds: EventKind[]) {
+  addSession(sessionId: bigint, kinds: readonly EventKind[]) {
     const key = new BigUint64Array([sessionId]);
     const ret = libbpf().bpf_map_update_elem(this.sessionsFd, key, encodeSessionValue(kinds), 0);
     check(ret, "cannot register the session with the kernel");
@@ -112,7 +114,7 @@ export class ProgramSet {
   lost(sessionId: bigint): LostCounts {
     const value = new Uint8Array(SESSION_VALUE_SIZE);
     const ret = libbpf().bpf_map_lookup_elem(this.sessionsFd, new BigUint64Array([sessionId]), value);
-    if (ret < 0) return { command: 0, disk: 0, network: 0 };
+    if (ret < 0) return noLoss();
     return decodeSessionValue(value);
   }
 
@@ -151,7 +153,7 @@ function kindOf(program: string): EventKind {
   return kind;
 }
 
-function loadError(kinds: EventKind[], err: number): EsrError {
+function loadError(kinds: readonly EventKind[], err: number): EsrError {
   const why = strerror(err);
   const detail = libbpfLogSummary();
   const hint = err === 1 || err === 13 ? " (esr must run as root, with BPF allowed)" : "";

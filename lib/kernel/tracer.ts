@@ -1,40 +1,37 @@
 /**
- * A recorder: one set of BPF programs and ring buffers, and the sessions it records. Adding a
- * session is a map update; `esr record` holds one session, `esr daemon` many (SPEC §7).
+ * The kernel side of recording: one set of BPF programs and ring buffers, and the sessions they
+ * record. Adding a session is a map update; `esr record` holds one session, `esr daemon` many.
  */
-import type { EnhancedRecordingConfig, EventKind } from "../config/config.ts";
+import type { AnyEventKind, EventKind, KernelEventHeader, LostCounts } from "../events/kinds/index.ts";
+import { kindNamed } from "../events/kinds/index.ts";
 import { type CgroupRoot, type CgroupSlice, prepareCgroupRoot, removeStaleSlices } from "../sys/cgroup-slice.ts";
-import {
-  decodeConnect,
-  decodeExec,
-  decodeOpen,
-  type KernelConnect,
-  type KernelExec,
-  type LostCounts,
-  type KernelOpen,
-} from "./decode.ts";
+import { bootTimeNs } from "../sys/libc.ts";
 import { ProgramSet } from "./program-set.ts";
 import { RingReader } from "./ring-reader.ts";
-import { bootTimeNs } from "../sys/libc.ts";
+
+/** Where the session slices go and how large the rings are (the ssh_service.enhanced_recording block). */
+export interface TracerConfig {
+  cgroupPath: string;
+  rootPath: string;
+  /** Ring buffer size per kind, in pages (Teleport's *_buffer_size). */
+  bufferPages: Record<EventKind, number>;
+}
 
 export interface TracerOptions {
-  /** The ssh_service.enhanced_recording block: where the slices go, ring buffer sizes. */
-  config: EnhancedRecordingConfig;
+  config: TracerConfig;
   /** Kinds the programs are loaded for: the union of what the sessions will record. */
-  kinds: EventKind[];
+  kinds: readonly EventKind[];
   /** Called when events cannot be handled (a sink failed, e.g. disk full). */
   onFailure(err: unknown): void;
 }
 
-/** Where a session's events go, with the time the kernel saw each. */
-export interface SessionSink {
-  command(rec: KernelExec, time: Date): void;
-  disk(rec: KernelOpen, time: Date): void;
-  network(rec: KernelConnect, time: Date): void;
-}
+/** Where a session's events go: each as its kind decoded it, with the time the kernel saw it. */
+export type SessionSink = (kind: AnyEventKind, record: KernelEventHeader, time: Date) => void;
 
-type KernelEvent =
-  { kind: "command"; rec: KernelExec } | { kind: "disk"; rec: KernelOpen } | { kind: "network"; rec: KernelConnect };
+interface KernelEvent {
+  kind: AnyEventKind;
+  rec: KernelEventHeader;
+}
 
 /** How often the rings are drained, and how much per ring per drain before yielding the loop. */
 const DRAIN_INTERVAL_MS = 10;
@@ -65,16 +62,11 @@ export class KernelTracer {
     const root = { cgroupPath: config.cgroupPath, rootPath: config.rootPath };
     const sliceLevel = prepareCgroupRoot(root);
     const stale = removeStaleSlices(root);
-    const bufferPages = {
-      command: config.commandBufferSize,
-      disk: config.diskBufferSize,
-      network: config.networkBufferSize,
-    };
-    const programs = ProgramSet.load({ kinds, sliceLevel, bufferPages });
+    const programs = ProgramSet.load({ kinds, sliceLevel, bufferPages: config.bufferPages });
     return new KernelTracer(root, programs, onFailure, stale);
   }
 
-  add(slice: CgroupSlice, kinds: EventKind[], sink: SessionSink) {
+  add(slice: CgroupSlice, kinds: readonly EventKind[], sink: SessionSink) {
     this.sinks.set(slice.id, sink);
     this.programs.addSession(slice.id, kinds);
   }
@@ -136,21 +128,12 @@ export class KernelTracer {
       const sink = this.sinks.get(e.rec.sessionId);
       if (!sink) continue;
       const time = new Date(Number((e.rec.ktimeNs + wallMinusBootNs) / 1_000_000n));
-      if (e.kind === "command") sink.command(e.rec, time);
-      else if (e.kind === "disk") sink.disk(e.rec, time);
-      else sink.network(e.rec, time);
+      sink(e.kind, e.rec, time);
     }
   }
 
-  private decoder(kind: EventKind): (bytes: Uint8Array) => void {
-    const push = (e: KernelEvent) => this.pending.push(e);
-    switch (kind) {
-      case "command":
-        return (bytes) => push({ kind, rec: decodeExec(bytes) });
-      case "disk":
-        return (bytes) => push({ kind, rec: decodeOpen(bytes) });
-      case "network":
-        return (bytes) => push({ kind, rec: decodeConnect(bytes) });
-    }
+  private decoder(name: EventKind): (bytes: Uint8Array) => void {
+    const kind = kindNamed(name);
+    return (bytes) => this.pending.push({ kind, rec: kind.decode(bytes) });
   }
 }

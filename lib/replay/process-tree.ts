@@ -4,16 +4,17 @@
  * its connects and opens under it.
  */
 import { commandText, destinationText, openText, type Paint, returnCodeText } from "./text-format.ts";
-import type { AuditEvent } from "../events/schema.ts";
+import type { AuditEvent } from "../events/audit-events.ts";
+import type { SessionCommandEvent, SessionDiskEvent, SessionNetworkEvent } from "../events/kinds/index.ts";
 
 export interface ProcessNode {
   pid: number;
   /** The parent at the process's first exec; undefined for a process seen only by its activity. */
   ppid?: number;
   /** session.command events, in order. */
-  execs: AuditEvent[];
+  execs: SessionCommandEvent[];
   /** session.network and session.disk events, in order. */
-  activity: AuditEvent[];
+  activity: (SessionNetworkEvent | SessionDiskEvent)[];
   children: ProcessNode[];
 }
 
@@ -26,10 +27,9 @@ export function buildProcessTree(events: AuditEvent[]): ProcessNode[] {
     return n;
   };
   for (const e of [...events].sort((a, b) => a.ei - b.ei)) {
-    if (typeof e.pid !== "number") continue;
     if (e.event === "session.command") {
       const n = node(e.pid);
-      n.ppid ??= typeof e.ppid === "number" ? e.ppid : undefined;
+      n.ppid ??= e.ppid;
       n.execs.push(e);
     } else if (e.event === "session.network" || e.event === "session.disk") node(e.pid).activity.push(e);
   }
@@ -76,15 +76,15 @@ export function formatProcessTree(roots: ProcessNode[], paint: Paint): string[] 
   return lines;
 }
 
-function execText(e: AuditEvent, paint: Paint): string {
+function execText(e: SessionCommandEvent, paint: Paint): string {
   const rc = e.return_code;
-  const failed = typeof rc === "number" && rc < 0;
+  const failed = rc < 0;
   const command = commandText(e);
   return `${paint(failed ? "red" : "bold", command)} ${paint(failed ? "red" : "green", `= ${returnCodeText(rc)}`)}`;
 }
 
 /** One line per distinct connect or open, in order of first occurrence, with how many times it happened. */
-function activityLines(activity: AuditEvent[], paint: Paint): [string, number][] {
+function activityLines(activity: ProcessNode["activity"], paint: Paint): [string, number][] {
   const counts = new Map<string, number>();
   for (const e of activity) {
     const text =

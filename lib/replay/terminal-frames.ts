@@ -3,7 +3,7 @@
  * output and the print events that time it (lib/session/terminal-capture.ts writes both).
  */
 import { EsrError } from "../errors.ts";
-import type { AuditEvent } from "../events/schema.ts";
+import type { AuditEvent } from "../events/audit-events.ts";
 import type { SessionFiles } from "../store/file/session-files.ts";
 
 /** A piece of terminal output and when it was shown. */
@@ -68,5 +68,5 @@ export function readTerminalRecording(
 }
 
 function sizeOf(start: AuditEvent | undefined): string | undefined {
-  return typeof start?.size === "string" ? start.size : undefined;
+  return start?.event === "session.start" ? start.size : undefined;
 }

@@ -3,7 +3,8 @@
  * `--tty`: the terminal's output as text with those lines between, where they happened.
  */
 import { constants } from "node:os";
-import type { AuditEvent } from "../events/schema.ts";
+import type { AuditEvent } from "../events/audit-events.ts";
+import type { SessionCommandEvent, SessionDiskEvent, SessionNetworkEvent } from "../events/kinds/index.ts";
 import { ScreenText } from "./screen-text.ts";
 import type { TerminalFrame } from "./terminal-frames.ts";
 
@@ -17,13 +18,13 @@ export function returnCodeText(rc: unknown): string {
 }
 
 /** An exec as it would be typed: the path and the arguments. */
-export function commandText(e: AuditEvent): string {
-  return shellQuote([String(e.path), ...((e.argv as string[]) ?? [])]);
+export function commandText(e: SessionCommandEvent): string {
+  return shellQuote([e.path, ...(e.argv ?? [])]);
 }
 
 /** An open: the path, the flags and what it returned. */
-export function openText(e: AuditEvent): string {
-  return `open ${shellQuote([String(e.path)])} flags=0x${Number(e.flags).toString(16)} = ${returnCodeText(e.return_code)}`;
+export function openText(e: SessionDiskEvent): string {
+  return `open ${shellQuote([e.path])} flags=0x${Number(e.flags).toString(16)} = ${returnCodeText(e.return_code)}`;
 }
 
 /**
@@ -54,7 +55,7 @@ const CONTROL_ESCAPES: Record<string, string> = {
 };
 
 /** A connect's destination: `1.2.3.4:80`, `[::1]:80`. */
-export function destinationText(e: AuditEvent): string {
+export function destinationText(e: SessionNetworkEvent): string {
   return `${e.version === 6 ? `[${e.dst_addr}]` : e.dst_addr}:${e.dst_port}`;
 }
 
@@ -65,9 +66,9 @@ function timeOfDay(time: unknown): string {
 function details(e: AuditEvent): string {
   switch (e.event) {
     case "session.start":
-      return `login=${e.login} user=${e.user} command=${shellQuote((e.initial_command as string[]) ?? [])} events=${((e.enhanced_recording_events as string[]) ?? []).join(",") || "-"}${e.size ? ` size=${e.size}` : ""}`;
+      return `login=${e.login} user=${e.user} command=${shellQuote(e.initial_command ?? [])} events=${(e.enhanced_recording_events ?? []).join(",") || "-"}${e.size ? ` size=${e.size}` : ""}`;
     case "session.end": {
-      const lost = (e.lost_events ?? {}) as Record<string, number>;
+      const lost: Record<string, number> = e.lost_events ?? {};
       const lostText =
         Object.entries(lost)
           .filter(([, n]) => n > 0)
@@ -101,7 +102,7 @@ const KIND_LABEL: Record<string, string> = {
 };
 
 export function formatEventLine(e: AuditEvent): string {
-  const pid = e.pid === undefined ? "" : String(e.pid);
+  const pid = "pid" in e ? String(e.pid) : "";
   return `${timeOfDay(e.time)}  ${pid.padStart(7)}  ${(KIND_LABEL[e.event] ?? e.event).padEnd(7)}  ${details(e)}`;
 }
 

@@ -5,18 +5,16 @@
  */
 import type { AuditLog } from "../store/file/audit-log.ts";
 import { CgroupSlice } from "../sys/cgroup-slice.ts";
-import type { EsrConfig, EventKind } from "../config/config.ts";
+import type { EsrConfig } from "../config/config.ts";
 import { EsrError, errorMessage } from "../errors.ts";
-import type { LostCounts } from "../kernel/decode.ts";
+import { noLoss, type EventKind, type LostCounts } from "../events/kinds/index.ts";
 import type { KernelTracer } from "../kernel/tracer.ts";
 import {
-  commandEvent,
-  diskEvent,
-  networkEvent,
   sessionEndEvent,
   sessionStartEvent,
   type SessionIdentity,
-} from "../events/schema.ts";
+  type SessionStartFields,
+} from "../events/audit-events.ts";
 import { SessionWriter } from "../store/file/session-writer.ts";
 
 export interface SessionOptions {
@@ -34,7 +32,7 @@ export interface SessionOptions {
   /** "W:H" when on a terminal */
   size?: string;
   /** More session.start fields, e.g. the addresses of an SSH login. */
-  startFields?: Record<string, unknown>;
+  startFields?: SessionStartFields;
 }
 
 export interface EndOptions {
@@ -51,7 +49,6 @@ export interface EndOptions {
 const FLUSH_INTERVAL_MS = 500;
 /** Errors of a write to the data dir: disk full, quota, read-only, I/O. */
 const WRITE_FAILURES = new Set(["ENOSPC", "EDQUOT", "EROFS", "EIO", "EFBIG"]);
-const NO_LOSS: LostCounts = { command: 0, disk: 0, network: 0 };
 
 export class RecordedSession {
   readonly sid = crypto.randomUUID();
@@ -77,11 +74,9 @@ export class RecordedSession {
     if (opts.tracer) {
       this.slice = CgroupSlice.create(opts.tracer.root, this.sid);
       const { identity, writer } = this;
-      opts.tracer.add(this.slice, opts.events, {
-        command: (rec, time) => writer.write(commandEvent(identity, writer.index(), rec, time)),
-        disk: (rec, time) => writer.write(diskEvent(identity, writer.index(), rec, time)),
-        network: (rec, time) => writer.write(networkEvent(identity, writer.index(), rec, time)),
-      });
+      opts.tracer.add(this.slice, opts.events, (kind, rec, time) =>
+        writer.write(kind.build(identity, writer.index(), rec, time)),
+      );
     }
     this.flushTimer = setInterval(() => {
       try {
@@ -145,7 +140,7 @@ export class RecordedSession {
       else if (this.slice.isPopulated()) opts.onLingering?.();
       await this.slice.waitEmpty();
     }
-    let lost = NO_LOSS;
+    let lost = noLoss();
     try {
       if (this.opts.tracer && this.slice) lost = this.opts.tracer.remove(this.slice);
     } catch (err) {

@@ -4,7 +4,7 @@
  * `offset` in the chunks stream, `ci`) among the session's other events. Resizes are `resize`
  * events. Writing batches output, so a busy terminal costs one print event per burst, not per read.
  */
-import { printEvent, resizeEvent } from "../events/schema.ts";
+import { printEvent, resizeEvent } from "../events/audit-events.ts";
 import type { RecordedSession } from "./recorded-session.ts";
 import type { PtySink, TerminalSize } from "../sys/pty.ts";
 

@@ -8,7 +8,7 @@ import { createHash } from "node:crypto";
 import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { endianness } from "node:os";
 import { EsrError, errorMessage } from "../errors.ts";
-import { formatIPv4, formatIPv6 } from "../sys/ip-address.ts";
+import { formatIPv4, formatIPv6 } from "../events/ip-address.ts";
 
 export interface TcpConnection {
   /** "address:port" of this end ("[v6]:port" for IPv6), as Teleport writes addr.local */

@@ -1,7 +1,6 @@
 /** `esr ls`: one summary per recorded session, newest first. */
-import { EVENT_KINDS } from "../config/config.ts";
 import { listSessionIds, SessionFiles } from "./file/session-files.ts";
-import { KIND_EVENT } from "../events/schema.ts";
+import { KINDS, noLoss, type LostCounts } from "../events/kinds/index.ts";
 
 export interface SessionSummary {
   sid: string;
@@ -10,8 +9,9 @@ export interface SessionSummary {
   login?: string;
   user?: string;
   command: string[];
-  counts: { command: number; disk: number; network: number };
-  lost: { command: number; disk: number; network: number };
+  /** events recorded, per kind */
+  counts: LostCounts;
+  lost: LostCounts;
   exitCode?: number;
   warnings: number;
 }
@@ -32,23 +32,23 @@ function summarize(dataDir: string, sid: string): SessionSummary {
   const summary: SessionSummary = {
     sid,
     command: [],
-    counts: { command: 0, disk: 0, network: 0 },
-    lost: { command: 0, disk: 0, network: 0 },
+    counts: noLoss(),
+    lost: noLoss(),
     warnings: 0,
   };
   for (const e of events) {
     if (e.event === "session.start") {
-      summary.start = e.time as string;
-      summary.login = e.login as string;
-      summary.user = e.user as string;
-      summary.command = (e.initial_command as string[]) ?? [];
+      summary.start = e.time;
+      summary.login = e.login;
+      summary.user = e.user;
+      summary.command = e.initial_command ?? [];
     } else if (e.event === "session.end") {
-      summary.end = e.time as string;
-      summary.exitCode = e.exit_code as number;
+      summary.end = e.time;
+      summary.exitCode = e.exit_code;
       Object.assign(summary.lost, e.lost_events);
     }
   }
-  for (const kind of EVENT_KINDS) summary.counts[kind] = files.count(KIND_EVENT[kind]);
+  for (const kind of KINDS) summary.counts[kind.name] = files.count(kind.event);
   summary.warnings = files.warnings.length;
   return summary;
 }

@@ -37,7 +37,9 @@ function layerOf(file: string): string {
 
 function importsOf(file: string): string[] {
   const text = readFileSync(file, "utf8");
-  return [...text.matchAll(/^(?:import|export)\b[^"';]*?from\s*["']([^"']+)["']|^import\s*["']([^"']+)["']/gm)].map((m) => (m[1] ?? m[2])!);
+  return [...text.matchAll(/^(?:import|export)\b[^"';]*?from\s*["']([^"']+)["']|^import\s*["']([^"']+)["']/gm)].map(
+    (m) => (m[1] ?? m[2])!,
+  );
 }
 
 const libFiles = sourceFiles(join(ROOT, "lib"));
@@ -56,7 +58,8 @@ describe("lib/ layers", () => {
         const target = resolve(dirname(file), spec);
         if (!relative(ROOT, target).startsWith("lib/")) continue;
         const to = layerOf(target);
-        if (to !== from && !(LAYERS[from] ?? []).includes(to)) violations.push(`${relative(ROOT, file)} imports ${relative(ROOT, target)}`);
+        if (to !== from && !(LAYERS[from] ?? []).includes(to))
+          violations.push(`${relative(ROOT, file)} imports ${relative(ROOT, target)}`);
       }
     }
     expect(violations).toEqual([]);
@@ -65,7 +68,11 @@ describe("lib/ layers", () => {
   test("lib/events imports no Node or Bun module", () => {
     const platform = libFiles
       .filter((f) => layerOf(f) === "events")
-      .flatMap((f) => importsOf(f).filter((s) => /^(node:|bun)/.test(s)).map((s) => `${relative(ROOT, f)}: ${s}`));
+      .flatMap((f) =>
+        importsOf(f)
+          .filter((s) => /^(node:|bun)/.test(s))
+          .map((s) => `${relative(ROOT, f)}: ${s}`),
+      );
     expect(platform).toEqual([]);
   });
 

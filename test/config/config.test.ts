@@ -3,7 +3,6 @@ import { hostname } from "node:os";
 import { join } from "node:path";
 import {
   ConfigError,
-  DEFAULT_EVENTS,
   defaultConfig,
   eventsForUser,
   loadConfig,
@@ -12,6 +11,7 @@ import {
   type EsrConfig,
 } from "../../lib/config/config.ts";
 import { EsrError } from "../../lib/errors.ts";
+import { DEFAULT_EVENTS } from "../../lib/events/kinds/index.ts";
 import { FIXTURES } from "../support/harness.ts";
 
 const CONFIG_FIXTURES = join(FIXTURES, "config");
@@ -70,9 +70,7 @@ describe("the SPEC's example files", () => {
     expect(cfg.clusterName).toBe("graviton-node");
     expect(cfg.enhancedRecording).toEqual({
       enabled: true,
-      commandBufferSize: 8,
-      diskBufferSize: 128,
-      networkBufferSize: 8,
+      bufferPages: { command: 8, disk: 128, network: 8 },
       cgroupPath: "/cgroup2",
       rootPath: "/teleport",
     });
@@ -109,9 +107,7 @@ describe("defaults", () => {
     expect(cfg.dataDir).toBe("/var/lib/esr");
     expect(cfg.enhancedRecording).toEqual({
       enabled: true,
-      commandBufferSize: 8,
-      diskBufferSize: 128,
-      networkBufferSize: 8,
+      bufferPages: { command: 8, disk: 128, network: 8 },
       cgroupPath: "/cgroup2",
       rootPath: "/esr",
     });
@@ -183,9 +179,7 @@ describe("several files", () => {
     expect(cfg.clusterName).toBe("prod");
     expect(cfg.enhancedRecording).toEqual({
       enabled: false,
-      commandBufferSize: 8,
-      diskBufferSize: 256,
-      networkBufferSize: 8,
+      bufferPages: { command: 8, disk: 256, network: 8 },
       cgroupPath: "/cgroup2",
       rootPath: "/teleport",
     });
@@ -231,12 +225,12 @@ ssh_service:
     command_buffer_size: &size 16
     network_buffer_size: *size
 `);
-    expect(cfg.enhancedRecording.networkBufferSize).toBe(16);
+    expect(cfg.enhancedRecording.bufferPages.network).toBe(16);
   });
 
   test("the largest and smallest buffer sizes are accepted", () => {
-    expect(parse(recording("disk_buffer_size: 1048576")).enhancedRecording.diskBufferSize).toBe(1048576);
-    expect(parse(recording("command_buffer_size: 1")).enhancedRecording.commandBufferSize).toBe(1);
+    expect(parse(recording("disk_buffer_size: 1048576")).enhancedRecording.bufferPages.disk).toBe(1048576);
+    expect(parse(recording("command_buffer_size: 1")).enhancedRecording.bufferPages.command).toBe(1);
   });
 });
 

@@ -6,8 +6,8 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { EVENT_KINDS, type EventKind } from "../../lib/config/config.ts";
-import { KIND_EVENT, type AuditEvent } from "../../lib/events/schema.ts";
+import type { SessionEndEvent, SessionStartEvent } from "../../lib/events/audit-events.ts";
+import { EVENT_KINDS, KINDS, type EventKind } from "../../lib/events/kinds/index.ts";
 import { ofType, record, replayEvents, tempDir } from "../support/harness.ts";
 
 /** Every non-empty set of kinds, in EVENT_KINDS order. */
@@ -39,8 +39,8 @@ interface Outcome {
   declared: unknown;
   /** the kinds of the enhanced events actually recorded */
   recorded: EventKind[];
-  start: AuditEvent;
-  end: AuditEvent;
+  start: SessionStartEvent;
+  end: SessionEndEvent;
   /** what the recorder (the command's parent) had open while the session ran */
   recorderFds: string;
 }
@@ -74,7 +74,7 @@ describe("recorded kinds", () => {
     const start = ofType(events, "session.start")[0]!;
     return {
       declared: start.enhanced_recording_events,
-      recorded: EVENT_KINDS.filter((k) => ofType(events, KIND_EVENT[k]).length > 0),
+      recorded: KINDS.filter((k) => ofType(events, k.event).length > 0).map((k) => k.name),
       start,
       end: ofType(events, "session.end")[0]!,
       recorderFds: rec.stdout,

@@ -7,7 +7,7 @@
 import { beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { chmodSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import type { AuditEvent } from "../../lib/events/schema.ts";
+import type { SessionCommandEvent } from "../../lib/events/kinds/index.ts";
 import { evade, requireRootAndEsr } from "../support/adversary.ts";
 import { execLines, ofType, record, replayEvents, tempDir } from "../support/harness.ts";
 import { i386Abi, SHELL_STATUS_SIGSEGV } from "../support/i386-abi.ts";
@@ -23,14 +23,14 @@ beforeAll(() => {
   EVADE = evade();
 });
 
-async function commands(command: string[], flags = COMMAND_ONLY): Promise<AuditEvent[]> {
+async function commands(command: string[], flags = COMMAND_ONLY): Promise<SessionCommandEvent[]> {
   const r = await record(command, { flags });
   return ofType(await replayEvents(r.dataDir, r.sid), "session.command");
 }
 
 /** The last command event whose argv contains `marker`: the end of a chain (evade → its target). */
-function withArg(events: AuditEvent[], marker: string): AuditEvent {
-  const found = events.filter((e) => (e.argv as string[]).includes(marker));
+function withArg(events: SessionCommandEvent[], marker: string): SessionCommandEvent {
+  const found = events.filter((e) => e.argv.includes(marker));
   if (found.length === 0)
     throw new Error(`no exec with argument ${marker}: ${JSON.stringify(events.map((e) => [e.path, e.argv]))}`);
   return found[found.length - 1]!;
@@ -72,7 +72,7 @@ describe("fileless and fd-based exec", () => {
 
   test("5. a file unlinked before its fd is executed: its old path, flagged deleted", async () => {
     const e = withArg(await commands([EVADE, "deleted", ECHO, "deleted-marker"]), "deleted-marker");
-    expect(e.exe as string).toMatch(/^\/tmp\/evade-deleted-\w+$/);
+    expect(e.exe).toMatch(/^\/tmp\/evade-deleted-\w+$/);
     expect(e.exe_deleted).toBe(true);
   });
 });
@@ -106,9 +106,7 @@ describe("misleading names", () => {
     const events = await commands([EVADE, "rewrite", "topsecret-marker", ECHO]);
     // What ps would show now is x…x; the recording holds what the process was started with.
     expect(withArg(events, "topsecret-marker").path).toBe(EVADE);
-    expect(
-      events.some((e) => e.path === ECHO && (e.argv as string[])[0] === "x".repeat("topsecret-marker".length)),
-    ).toBe(true);
+    expect(events.some((e) => e.path === ECHO && e.argv[0] === "x".repeat("topsecret-marker".length))).toBe(true);
   });
 
   test("10. exec with argc = 0 (execve(path, NULL, NULL))", async () => {
@@ -150,7 +148,7 @@ describe("interpreters and loaders that run code without an exec", () => {
     // The command never appears in clear: printf (a builtin) decodes it, eval (a builtin) runs it.
     const hidden = [..."/bin/echo eval-marker"].map((c) => `\\x${c.charCodeAt(0).toString(16)}`).join("");
     const events = await commands(["bash", "-c", `eval "$(printf '${hidden}')"`]);
-    expect(events[0]!.argv as string[]).not.toContain("eval-marker");
+    expect(events[0]!.argv).not.toContain("eval-marker");
     expect(execLines(events)).toContain("/bin/echo eval-marker");
   });
 
@@ -165,9 +163,7 @@ describe("interpreters and loaders that run code without an exec", () => {
     );
     const events = await replayEvents(r.dataDir, r.sid);
     expect(ofType(events, "session.command").map((e) => e.path)).toEqual(["/usr/bin/perl"]);
-    expect(
-      ofType(events, "session.disk").some((e) => e.path === "/etc/hostname" && (e.return_code as number) >= 0),
-    ).toBe(true);
+    expect(ofType(events, "session.disk").some((e) => e.path === "/etc/hostname" && e.return_code >= 0)).toBe(true);
     expect(ofType(events, "session.network").some((e) => e.dst_port === 9 && e.dst_addr === "127.0.0.1")).toBe(true);
   });
 
@@ -223,7 +219,7 @@ describe("processes that outlive the shell", () => {
       "( setsid sh -c '(sleep 0.5; /bin/echo daemon-marker) & exit 0' & ) >/dev/null 2>&1 </dev/null; exit 0",
       "daemon-marker",
     );
-    const daemon = events.find((e) => (e.argv as string[])?.[0] === "daemon-marker")!;
+    const daemon = ofType(events, "session.command").find((e) => e.argv[0] === "daemon-marker")!;
     // Its parent is gone: it was adopted (by init or a subreaper), and still recorded.
     expect(daemon.ppid).not.toBe(0);
   });
@@ -261,8 +257,8 @@ describe("cgroups and namespaces", () => {
   test("23. LIMIT: root inside the session can move itself out of the slice; the move itself is recorded", async () => {
     const events = await commands(["bash", "-c", "echo $$ > /cgroup2/cgroup.procs; /bin/echo escaped-marker"]);
     // The command line that escapes is recorded; what runs after the move is not (README: limits).
-    expect((events[0]!.argv as string[]).join(" ")).toContain("/cgroup2/cgroup.procs");
-    expect(events.some((e) => (e.argv as string[]).includes("escaped-marker"))).toBe(false);
+    expect(events[0]!.argv.join(" ")).toContain("/cgroup2/cgroup.procs");
+    expect(events.some((e) => e.argv.includes("escaped-marker"))).toBe(false);
   });
 
   test("24. new pid, mount and cgroup namespaces: still recorded, with host pids", async () => {
@@ -278,7 +274,7 @@ describe("cgroups and namespaces", () => {
     ]);
     const e = withArg(events, "ns-marker");
     expect(e.argv).toEqual(["ns-marker", "1"]); // pid 1 inside its namespace…
-    expect(e.pid as number).toBeGreaterThan(1); // …its real pid in the event
+    expect(e.pid).toBeGreaterThan(1); // …its real pid in the event
   });
 
   test("25. LIMIT: work handed to a process outside the session is not recorded (only the hand-off is)", async () => {
@@ -302,7 +298,7 @@ describe("huge and odd argument lists", () => {
   test("26. thousands of arguments: the first 32 KiB exactly, then a visible marker with the real size", async () => {
     const args = Array.from({ length: 20_000 }, (_, i) => `a${i}`);
     const e = (await commands(["/bin/true", ...args]))[0]!;
-    const argv = e.argv as string[];
+    const argv = e.argv;
     expect(e.argv_truncated).toBe(true);
     const total = Buffer.byteLength(["/bin/true", ...args].join("\0") + "\0");
     expect(argv[argv.length - 1]).toBe(`[esr: argv truncated] ${total} bytes in all`);
@@ -315,7 +311,7 @@ describe("huge and odd argument lists", () => {
   test("27. megabytes of arguments (15 × 120 KiB): recorded, cut visibly, the real size given", async () => {
     const big = Array.from({ length: 15 }, (_, i) => String.fromCharCode(97 + i).repeat(120 * 1024));
     const e = (await commands(["/bin/true", ...big]))[0]!;
-    const argv = e.argv as string[];
+    const argv = e.argv;
     expect(e.argv_truncated).toBe(true);
     expect(argv[0]).toBe("a".repeat(32 * 1024 - "/bin/true".length - 1));
     expect(argv[argv.length - 1]).toBe(`[esr: argv truncated] ${10 + 15 * (120 * 1024 + 1)} bytes in all`);
@@ -348,7 +344,7 @@ describe("huge and odd argument lists", () => {
     const e = events.find((x) => x.path === "/no/such/many-args")!;
     expect(e.return_code).toBe(-2);
     expect(e.argv_truncated).toBe(true);
-    const argv = e.argv as string[];
+    const argv = e.argv;
     expect(argv.slice(0, 255)).toEqual(Array.from({ length: 255 }, (_, i) => String(i + 1)));
     expect(argv[argv.length - 1]).toMatch(/^\[esr: argv truncated\]/);
   });
@@ -362,7 +358,7 @@ describe("huge and odd argument lists", () => {
     const e = (await commands([join(deep, "deep-true"), "deep-marker"]))[0]!;
     expect(e.path).toBe(join(deep, "deep-true"));
     expect(e.exe_truncated).toBe(true);
-    expect(e.exe as string).toMatch(/^d\d+\/.*\/d59\/deep-true \[esr: path truncated\]$/);
+    expect(e.exe).toMatch(/^d\d+\/.*\/d59\/deep-true \[esr: path truncated\]$/);
   });
 
   test("30. a path longer than PATH_MAX: the failed exec is recorded, its path cut visibly", async () => {
@@ -371,7 +367,7 @@ describe("huge and odd argument lists", () => {
     const e = withArg(events, "long-path-marker");
     expect(e.return_code).toBe(-36); // ENAMETOOLONG
     expect(e.path_truncated).toBe(true);
-    expect(e.path as string).toEndWith("[esr: path truncated]");
+    expect(e.path).toEndWith("[esr: path truncated]");
   });
 });
 
@@ -381,7 +377,7 @@ describe("speed and concurrency", () => {
       flags: COMMAND_ONLY,
     });
     const events = await replayEvents(r.dataDir, r.sid);
-    const seen = new Set(ofType(events, "session.command").map((e) => (e.argv as string[])[0]));
+    const seen = new Set(ofType(events, "session.command").map((e) => e.argv[0]));
     for (let i = 1; i <= 2000; i++) expect(seen.has(`short-${i}`)).toBe(true);
     expect(ofType(events, "session.end")[0]!.lost_events).toEqual({ command: 0, disk: 0, network: 0 });
   });
@@ -393,7 +389,7 @@ describe("speed and concurrency", () => {
       "-c",
       'for i in $(seq 1 20); do /bin/sleep 10 ${i}e-9 & p=$!; while [ "$(readlink /proc/$p/exe)" = /usr/bin/bash ]; do :; done; kill -9 $p; done; wait',
     ]);
-    const killed = events.filter((e) => e.path === "/bin/sleep").map((e) => (e.argv as string[])[1]);
+    const killed = events.filter((e) => e.path === "/bin/sleep").map((e) => e.argv[1]);
     expect(killed).toEqual(Array.from({ length: 20 }, (_, i) => `${i + 1}e-9`));
   });
 
@@ -403,7 +399,7 @@ describe("speed and concurrency", () => {
     expect(won).toMatch(/^thread-\d$/);
     const events = ofType(await replayEvents(r.dataDir, r.sid), "session.command");
     const ok = events.filter((e) => e.path === "/bin/echo" && e.return_code === 0);
-    expect(ok.map((e) => (e.argv as string[])[0])).toEqual([won]);
+    expect(ok.map((e) => e.argv[0])).toEqual([won]);
   });
 
   test("34. 8 processes execing in parallel, 200 each: all 1600 recorded", async () => {
@@ -412,9 +408,7 @@ describe("speed and concurrency", () => {
       { flags: COMMAND_ONLY },
     );
     const events = await replayEvents(r.dataDir, r.sid);
-    expect(
-      ofType(events, "session.command").filter((e) => /^par-\d-\d+$/.test((e.argv as string[])[0] ?? "")).length,
-    ).toBe(1600);
+    expect(ofType(events, "session.command").filter((e) => /^par-\d-\d+$/.test(e.argv[0] ?? "")).length).toBe(1600);
     expect(ofType(events, "session.end")[0]!.lost_events).toEqual({ command: 0, disk: 0, network: 0 });
   });
 });

@@ -109,8 +109,8 @@ describe("the recorder killed with SIGKILL at random points", () => {
         // At most the last second before the kill is lost: every tick started earlier is written.
         const written = new Set(
           ofType(events, "session.command")
-            .filter((e) => (e.argv as string[])[0] === marker)
-            .map((e) => (e.argv as string[])[1]),
+            .filter((e) => e.argv[0] === marker)
+            .map((e) => e.argv[1]),
         );
         const started = existsSync(tickLog) ? readFileSync(tickLog, "utf8").split("\n").filter(Boolean) : [];
         const old = started.filter((t) => Number(t) < killedAtUs - 1_000_000);

@@ -7,7 +7,7 @@
  */
 import { beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { readFileSync } from "node:fs";
-import type { AuditEvent } from "../../lib/events/schema.ts";
+import type { AuditEvent } from "../../lib/events/audit-events.ts";
 import { evade, procState, requireRootAndEsr, startRecording, waitFor } from "../support/adversary.ts";
 import { ofType, record, replayEvents, runEsr, tempDir } from "../support/harness.ts";
 
@@ -43,7 +43,7 @@ describe("a busy host", () => {
     expect(cmds.filter((e) => e.path === "/usr/bin/sleep").length).toBe(LOOPS);
     // Every ls opened the directory it lists.
     const lsPids = new Set(cmds.filter((e) => e.path === "/usr/bin/ls").map((e) => e.pid));
-    const lsDirOpens = ofType(events, "session.disk").filter((e) => lsPids.has(e.pid as number) && e.path === "/");
+    const lsDirOpens = ofType(events, "session.disk").filter((e) => lsPids.has(e.pid) && e.path === "/");
     expect(lsDirOpens.length).toBe(LOOPS);
     expect(ofType(events, "session.end")[0]!.lost_events).toEqual({ command: 0, disk: 0, network: 0 });
     const execRate = Number(/execs (\d+)/.exec(execs)![1]) / STORM_S;
@@ -126,15 +126,13 @@ describe("a full ring: lost = produced - written, per kind", () => {
     const cmds = ofType(events, "session.command");
     // Produced: the shell's own exec, then the burst.
     expect(cmds[0]!.path).toBe("/usr/bin/bash");
-    const burst = cmds.filter((e) => /^burst-\d+$/.test((e.argv as string[])[0]!));
+    const burst = cmds.filter((e) => /^burst-\d+$/.test(e.argv[0]!));
     expect(cmds.length).toBe(1 + burst.length);
     expect(lost.command).toBeGreaterThan(0);
     expect(burst.length + lost.command).toBe(N);
     expect(lost.disk + lost.network).toBe(0);
     // What was written is what the kernel gave first: a prefix of the burst, in order.
-    expect(burst.map((e) => (e.argv as string[])[0])).toEqual(
-      Array.from({ length: burst.length }, (_, i) => `burst-${i}`),
-    );
+    expect(burst.map((e) => e.argv[0])).toEqual(Array.from({ length: burst.length }, (_, i) => `burst-${i}`));
     expect(await lsLost(dataDir, sid)).toBe(lost.command);
     console.log(`overload command: produced ${N + 1}, written ${cmds.length}, lost ${lost.command}`);
   });
@@ -160,7 +158,7 @@ describe("a full ring: lost = produced - written, per kind", () => {
       "network",
       `for ((i = 0; i < ${N}; i++)); do : 3<>/dev/tcp/127.0.0.1/9; done`,
     );
-    const net = ofType(events, "session.network") as AuditEvent[];
+    const net = ofType(events, "session.network");
     expect(net.every((e) => e.dst_port === 9)).toBe(true);
     expect(lost.network).toBeGreaterThan(0);
     expect(net.length + lost.network).toBe(N);

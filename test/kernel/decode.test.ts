@@ -1,5 +1,5 @@
 /**
- * The decoders of lib/kernel-events.ts against events the real kernel produced: the programs are
+ * The decoders of lib/events/kinds/ against events the real kernel produced: the programs are
  * loaded and attached, processes run in a real slice, and each decoded field is compared with
  * what the test knows about those processes.
  */
@@ -7,7 +7,7 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import { mkdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { CgroupSlice, prepareCgroupRoot, slicesParent } from "../../lib/sys/cgroup-slice.ts";
-import { decodeExec, type KernelExec } from "../../lib/kernel/decode.ts";
+import { KINDS, type KernelExec } from "../../lib/events/kinds/index.ts";
 import { ProgramSet } from "../../lib/kernel/program-set.ts";
 import { RingReader } from "../../lib/kernel/ring-reader.ts";
 
@@ -20,7 +20,7 @@ const records: KernelExec[] = [];
 beforeAll(() => {
   const sliceLevel = prepareCgroupRoot(root);
   probes = ProgramSet.load({ kinds: ["command"], sliceLevel, bufferPages: { command: 8, disk: 8, network: 8 } });
-  reader = new RingReader(probes.ringFds.get("command")!, (bytes) => records.push(decodeExec(bytes)));
+  reader = new RingReader(probes.ringFds.get("command")!, (bytes) => records.push(KINDS[0].decode(bytes)));
   slice = CgroupSlice.create(root, "decoder");
   probes.addSession(slice.id, ["command"]);
 });

@@ -5,7 +5,8 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { PATH_TRUNCATED_MARKER, type AuditEvent } from "../../lib/events/schema.ts";
+import { PATH_TRUNCATED_MARKER, type AuditEvent } from "../../lib/events/audit-events.ts";
+import type { SessionDiskEvent } from "../../lib/events/kinds/index.ts";
 import { ESR_COMMON_FIELDS, fieldTypes } from "../support/fields.ts";
 import { FIXTURES, ofType, record, replayEvents, tempDir } from "../support/harness.ts";
 import { i386Abi, SHELL_STATUS_SIGSEGV } from "../support/i386-abi.ts";
@@ -38,7 +39,7 @@ function requireX86_64(what: string) {
 describe("session.disk", () => {
   let dir: string;
   let events: AuditEvent[];
-  let disk: AuditEvent[];
+  let disk: SessionDiskEvent[];
   let outsideOpens = 0;
 
   beforeAll(async () => {
@@ -102,7 +103,7 @@ describe("session.disk", () => {
   test("cat F: read-only, an fd, the path as passed, the pid of cat's exec", () => {
     const [open, ...more] = opens("cat", "F");
     expect(more).toEqual([]);
-    expect({ flags: open?.flags, fd: (open?.return_code as number) >= 3, pid: open?.pid }).toEqual({
+    expect({ flags: open?.flags, fd: (open?.return_code ?? -1) >= 3, pid: open?.pid }).toEqual({
       flags: 0,
       fd: true,
       pid: execPid("cat"),
@@ -111,14 +112,14 @@ describe("session.disk", () => {
 
   test("touch NEW creates it", () => {
     const [open] = opens("touch", "NEW");
-    expect((open?.flags as number) & (O_CREAT | O_WRONLY)).toBe(O_CREAT | O_WRONLY);
-    expect(open?.return_code as number).toBeGreaterThanOrEqual(0);
+    expect((open?.flags ?? 0) & (O_CREAT | O_WRONLY)).toBe(O_CREAT | O_WRONLY);
+    expect(open?.return_code).toBeGreaterThanOrEqual(0);
   });
 
   test("echo … | tee OUT: write, create, truncate", () => {
     const [open] = opens("tee", "OUT");
-    expect((open?.flags as number) & (O_CREAT | O_WRONLY | O_TRUNC)).toBe(O_CREAT | O_WRONLY | O_TRUNC);
-    expect(open?.return_code as number).toBeGreaterThanOrEqual(0);
+    expect((open?.flags ?? 0) & (O_CREAT | O_WRONLY | O_TRUNC)).toBe(O_CREAT | O_WRONLY | O_TRUNC);
+    expect(open?.return_code).toBeGreaterThanOrEqual(0);
   });
 
   test("a failed open returns -ENOENT", () => {
@@ -145,7 +146,7 @@ describe("session.disk", () => {
 
   test("the longest path the kernel accepts (4095 bytes) is recorded whole", () => {
     const [open] = opens("cat", LONGEST_PATH);
-    expect(open && { truncated: "path_truncated" in open, ok: (open.return_code as number) >= 0 }).toEqual({
+    expect(open && { truncated: "path_truncated" in open, ok: open.return_code >= 0 }).toEqual({
       truncated: false,
       ok: true,
     });
@@ -158,7 +159,7 @@ describe("session.disk", () => {
       { path: "NEW64", flags: O_CREAT | O_WRONLY | O_TRUNC },
       { path: "F", flags: O_CLOEXEC },
     ]);
-    for (const e of mine) expect(e.return_code as number).toBeGreaterThanOrEqual(3);
+    for (const e of mine) expect(e.return_code).toBeGreaterThanOrEqual(3);
   });
 
   const abi = i386Abi();

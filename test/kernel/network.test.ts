@@ -3,8 +3,9 @@
  * IPv6, with the real source address; nothing from processes outside the session.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { formatIPv4, formatIPv6 } from "../../lib/sys/ip-address.ts";
-import type { AuditEvent } from "../../lib/events/schema.ts";
+import { formatIPv4, formatIPv6 } from "../../lib/events/ip-address.ts";
+import type { AuditEvent } from "../../lib/events/audit-events.ts";
+import type { SessionNetworkEvent } from "../../lib/events/kinds/index.ts";
 import { ESR_COMMON_FIELDS, fieldTypes, teleportFieldTypes } from "../support/fields.ts";
 import { ofType, record, replayEvents } from "../support/harness.ts";
 
@@ -41,7 +42,7 @@ describe("session.network", () => {
   let http: ReturnType<typeof Bun.serve>;
   let httpPort: number;
   let events: AuditEvent[];
-  let network: AuditEvent[];
+  let network: SessionNetworkEvent[];
   let closed: number;
   let outsideDuringSession = 0;
 

@@ -14,13 +14,13 @@ test("ei follows kernel time across command, disk and network events", async () 
     },
   );
   const events = await replayEvents(r.dataDir, r.sid);
-  const times = events.map((e) => Date.parse(e.time as string));
+  const times = events.map((e) => Date.parse(e.time));
   expect(times).toEqual([...times].sort((a, b) => a - b));
   const at = (pred: (e: (typeof events)[number]) => boolean) => events.findIndex(pred);
-  const firstCat = at((e) => e.event === "session.command" && (e.argv as string[])[0] === "/etc/hostname");
+  const firstCat = at((e) => e.event === "session.command" && e.argv[0] === "/etc/hostname");
   const hostnameOpen = at((e) => e.event === "session.disk" && e.path === "/etc/hostname");
   const connect = at((e) => e.event === "session.network" && e.dst_port === 9);
-  const secondCat = at((e) => e.event === "session.command" && (e.argv as string[])[0] === "/etc/os-release");
+  const secondCat = at((e) => e.event === "session.command" && e.argv[0] === "/etc/os-release");
   expect([firstCat, hostnameOpen, connect, secondCat].every((i) => i > 0)).toBe(true);
   expect(firstCat).toBeLessThan(hostnameOpen);
   expect(hostnameOpen).toBeLessThan(connect);

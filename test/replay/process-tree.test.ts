@@ -6,7 +6,9 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync } from "node:fs";
 import { buildProcessTree, formatProcessTree, type ProcessNode } from "../../lib/replay/process-tree.ts";
 import { painter, shellQuote } from "../../lib/replay/text-format.ts";
-import type { AuditEvent } from "../../lib/events/schema.ts";
+import type { AuditEvent } from "../../lib/events/audit-events.ts";
+import type { SessionCommandEvent } from "../../lib/events/kinds/index.ts";
+import { partialEvent } from "../support/fields.ts";
 import { ESR, ofType, record, replayEvents, runEsr } from "../support/harness.ts";
 import { PtySession } from "../support/pty-session.ts";
 
@@ -38,7 +40,7 @@ beforeAll(async () => {
 afterAll(() => listener?.stop(true));
 
 /** The one exec (by path) in the session; throws if there is not exactly one. */
-function execOf(path: string): AuditEvent {
+function execOf(path: string): SessionCommandEvent {
   const found = ofType(events, "session.command").filter((e) => e.path === path);
   if (found.length !== 1) throw new Error(`${found.length} execs of ${path}`);
   return found[0]!;
@@ -50,7 +52,7 @@ describe("the tree of a known session", () => {
     const bash = execOf("/usr/bin/bash");
     const root = roots.find((n) => n.pid === bash.pid)!;
     expect(root).toBeDefined();
-    expect(root.ppid).toBe(bash.ppid as number);
+    expect(root.ppid).toBe(bash.ppid);
     // bash replaced itself with /bin/true: one process, two execs.
     expect(root.execs.map((e) => e.path)).toEqual(["/usr/bin/bash", "/bin/true"]);
     const children = new Map(root.children.map((c) => [c.execs[0]?.path, c]));
@@ -78,7 +80,7 @@ describe("the tree of a known session", () => {
     const sh = execOf("/usr/bin/sh");
     const depth = (i: number) => lines[i]!.search(/\d/);
     expect(lines[line(bash.pid)]).toBe(
-      `${bash.pid} ${shellQuote([String(bash.path), ...(bash.argv as string[])])} = 0  (ppid ${bash.ppid})`,
+      `${bash.pid} ${shellQuote([String(bash.path), ...bash.argv])} = 0  (ppid ${bash.ppid})`,
     );
     expect(lines[line(bash.pid) + 1]).toMatch(/^│ +↳ \/bin\/true = 0$/);
     expect(lines).toContainEqual(
@@ -106,16 +108,8 @@ describe("the tree of a known session", () => {
 });
 
 test("pure tree building: an exec chain stays one process; a pid loop (reused pids) becomes roots, nothing is lost", () => {
-  const exec = (ei: number, pid: number, ppid: number, path: string): AuditEvent => ({
-    event: "session.command",
-    code: "T4000I",
-    ei,
-    pid,
-    ppid,
-    path,
-    argv: [],
-    return_code: 0,
-  });
+  const exec = (ei: number, pid: number, ppid: number, path: string) =>
+    partialEvent({ event: "session.command", code: "T4000I", ei, pid, ppid, path, argv: [], return_code: 0 });
   const plain = painter(false);
   expect(
     formatProcessTree(buildProcessTree([exec(0, 10, 1, "/a"), exec(1, 20, 10, "/b"), exec(2, 10, 20, "/c")]), plain),

@@ -118,7 +118,7 @@ describe("a login", () => {
       ssh_auth_info: [`publickey ${publicKey}`],
       ssh_key_fingerprint: fingerprint,
     });
-    const localPort = Number(/^127\.0\.0\.1:(\d+)$/.exec(start["addr.local"] as string)?.[1]);
+    const localPort = Number(/^127\.0\.0\.1:(\d+)$/.exec(start["addr.local"] ?? "")?.[1]);
     expect(peerSawPorts.has(localPort)).toBe(true);
     expect(execLines(events)).toContain("/bin/echo inside-the-fake-login");
     expect(ofType(events, "session.end")).toHaveLength(1);

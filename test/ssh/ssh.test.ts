@@ -50,9 +50,9 @@ function sidOf(output: string): string {
 }
 
 function execTime(events: Awaited<ReturnType<typeof replayEvents>>, line: string): number {
-  const e = ofType(events, "session.command").find((c) => [c.path, ...(c.argv as string[])].join(" ") === line);
+  const e = ofType(events, "session.command").find((c) => [c.path, ...c.argv].join(" ") === line);
   if (!e) throw new Error(`no exec ${line}`);
-  return Date.parse(e.time as string);
+  return Date.parse(e.time);
 }
 
 describe("every kind of login is recorded", () => {
@@ -116,7 +116,7 @@ describe("every kind of login is recorded", () => {
     // The login shell itself, started by sshd inside the slice.
     expect(
       ofType(events, "session.command").some(
-        (e) => e.program === "bash" && (e.path as string).endsWith("/bash") && (e.argv as string[]).length === 0,
+        (e) => e.program === "bash" && e.path.endsWith("/bash") && e.argv.length === 0,
       ),
     ).toBe(true);
     const text = (await runEsr(["replay", sid, "--data-dir", setup.dataDir])).stdout;
@@ -147,8 +147,8 @@ describe("every kind of login is recorded", () => {
     const O_CREAT = 0o100;
     const write = ofType(events, "session.disk").find((e) => e.path === remote && e.program === "sftp-server");
     expect(write).toBeDefined();
-    expect((write!.flags as number) & (O_WRONLY | O_CREAT)).toBe(O_WRONLY | O_CREAT);
-    expect(write!.return_code as number).toBeGreaterThanOrEqual(0);
+    expect(write!.flags & (O_WRONLY | O_CREAT)).toBe(O_WRONLY | O_CREAT);
+    expect(write!.return_code).toBeGreaterThanOrEqual(0);
   });
 
   test("ssh -N -L: the forwarded connection is a network event of the login", async () => {
@@ -197,8 +197,8 @@ describe("every kind of login is recorded", () => {
     expect(marks(eventsB)).toEqual(["/bin/echo only-in-B"]);
     // They overlapped in time.
     const span = (events: typeof eventsA) => [
-      Date.parse(ofType(events, "session.start")[0]!.time as string),
-      Date.parse(ofType(events, "session.end")[0]!.time as string),
+      Date.parse(ofType(events, "session.start")[0]!.time),
+      Date.parse(ofType(events, "session.end")[0]!.time),
     ];
     const [[startA, endA], [startB, endB]] = [span(eventsA), span(eventsB)];
     expect(startA! < endB! && startB! < endA!).toBe(true);
@@ -223,7 +223,7 @@ describe("when a login ends", () => {
     const events = await replayEvents(setup.dataDir, sid);
     const echoed = execTime(events, "/bin/echo left-behind-marker");
     expect(echoed).toBeGreaterThan(loggedOut);
-    expect(Date.parse(ofType(events, "session.end")[0]!.time as string)).toBeGreaterThanOrEqual(echoed);
+    expect(Date.parse(ofType(events, "session.end")[0]!.time)).toBeGreaterThanOrEqual(echoed);
     expect(existsSync(`/cgroup2${setup.rootPath}/${sid}`)).toBe(false);
   });
 

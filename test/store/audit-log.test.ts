@@ -4,6 +4,7 @@ import { lstatSync, readFileSync, readlinkSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { AuditLog } from "../../lib/store/file/audit-log.ts";
 import { SessionWriter } from "../../lib/store/file/session-writer.ts";
+import { partialEvent } from "../support/fields.ts";
 import { tempDir } from "../support/harness.ts";
 
 const mode = (p: string) => statSync(p).mode & 0o777;
@@ -44,10 +45,10 @@ describe("SessionWriter", () => {
     const dir = tempDir();
     const log = AuditLog.open(dir);
     const w = new SessionWriter(log, "11111111-2222-3333-4444-555555555555");
-    w.write({ event: "session.start", code: "T2000I", ei: w.index() });
-    w.write({ event: "session.command", code: "T4000I", ei: w.index() });
-    w.write({ event: "session.network", code: "T4002I", ei: w.index() });
-    w.write({ event: "session.end", code: "T2004I", ei: w.index() });
+    w.write(partialEvent({ event: "session.start", code: "T2000I", ei: w.index() }));
+    w.write(partialEvent({ event: "session.command", code: "T4000I", ei: w.index() }));
+    w.write(partialEvent({ event: "session.network", code: "T4002I", ei: w.index() }));
+    w.write(partialEvent({ event: "session.end", code: "T2004I", ei: w.index() }));
     w.close();
     const sessions = log.sessionsDir;
     expect(sessions).toBe(join(dir, "log", log.serverId, "sessions", "default"));

@@ -5,7 +5,7 @@
  */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import type { AuditEvent } from "../../lib/events/schema.ts";
+import type { AuditEvent, EventName, EventOf } from "../../lib/events/audit-events.ts";
 
 export type JsonType = "string" | "number" | "boolean" | "array" | "object" | "null";
 
@@ -34,12 +34,25 @@ export const ESR_COMMON_FIELDS: Record<string, JsonType> = {
   program: "string",
 };
 
+/** An event with only the fields a unit test needs: the writer and readers treat it like a full one. */
+export function partialEvent<Name extends EventName>(
+  fields: Partial<EventOf<Name>> & { event: Name; ei: number },
+): EventOf<Name> {
+  return fields as EventOf<Name>;
+}
+
+/** An event as the JSON object it is stored as, for tests that compare keys by name with Teleport's. */
+export function jsonFields(event: AuditEvent): Record<string, unknown> {
+  return event as unknown as Record<string, unknown>;
+}
+
 /** Each key of `event` that `expected` names, with its JSON type, or `missing`. */
 export function fieldTypes(
   event: AuditEvent,
   expected: Record<string, JsonType>,
 ): Record<string, JsonType | "missing"> {
-  return Object.fromEntries(Object.keys(expected).map((k) => [k, k in event ? jsonType(event[k]) : "missing"]));
+  const fields = jsonFields(event);
+  return Object.fromEntries(Object.keys(expected).map((k) => [k, k in fields ? jsonType(fields[k]) : "missing"]));
 }
 
 /** The keys and JSON types of the first event named `name` that a real Teleport node wrote. */

@@ -5,7 +5,7 @@
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { AuditEvent } from "../../lib/events/schema.ts";
+import type { AuditEvent, EventName, EventOf } from "../../lib/events/audit-events.ts";
 
 export const ROOT = join(import.meta.dir, "..", "..");
 export const FIXTURES = join(ROOT, "test", "fixtures");
@@ -70,9 +70,10 @@ export async function replayEvents(dataDir: string, sid: string, extra: string[]
 
 /** Each exec as one string, `path arg1 arg2…`, in order. */
 export function execLines(events: AuditEvent[]): string[] {
-  return events.filter((e) => e.event === "session.command").map((e) => [e.path, ...(e.argv as string[])].join(" "));
+  return ofType(events, "session.command").map((e) => [e.path, ...e.argv].join(" "));
 }
 
-export function ofType(events: AuditEvent[], event: string): AuditEvent[] {
-  return events.filter((e) => e.event === event);
+/** The events of one type, typed as that type. */
+export function ofType<Name extends EventName>(events: AuditEvent[], event: Name): EventOf<Name>[] {
+  return events.filter((e): e is EventOf<Name> => e.event === event);
 }

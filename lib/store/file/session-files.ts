@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { AuditLog, UUID_RE } from "./audit-log.ts";
 import { EsrError, errorMessage } from "../../errors.ts";
 import { countLines, gunzipMemberBytes, gunzipMembers } from "./gzip-members.ts";
-import type { AuditEvent } from "../../events/schema.ts";
+import type { AuditEvent } from "../../events/audit-events.ts";
 import { CHUNKS_TYPE, indexFileName } from "./session-writer.ts";
 
 interface IndexEntry {

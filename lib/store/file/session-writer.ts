@@ -9,14 +9,13 @@ import { appendFileSync } from "node:fs";
 import { join } from "node:path";
 import type { AuditLog } from "./audit-log.ts";
 import { GzipMemberFile, TextBatch } from "./gzip-members.ts";
-import { KIND_EVENT, type AuditEvent, type PrintEvent } from "../../events/schema.ts";
+import type { AuditEvent } from "../../events/audit-events.ts";
+import { kindOfEvent } from "../../events/kinds/index.ts";
 
 /** The index type (and file name part) of the file an event goes to. */
 function fileTypeOf(event: string): string {
-  return ENHANCED_EVENTS.has(event) ? event : "events";
+  return kindOfEvent(event) ? event : "events";
 }
-
-const ENHANCED_EVENTS = new Set<string>(Object.values(KIND_EVENT));
 
 /** The index type of the terminal output file (Teleport's name). */
 export const CHUNKS_TYPE = "chunks";
@@ -46,7 +45,7 @@ export class SessionWriter {
     return this.nextEi++;
   }
 
-  write(event: AuditEvent | PrintEvent) {
+  write(event: AuditEvent) {
     const line = `${JSON.stringify(event)}\n`;
     this.file(fileTypeOf(event.event)).append(line);
     if (event.event === "print") return;

@@ -1,0 +1,215 @@
+/**
+ * The audit events esr writes: Teleport's Enhanced Session Recording events, with the same names,
+ * codes, keys and JSON types, so Teleport-aware tooling reads them unchanged. `AuditEvent` is their
+ * union, told apart by `event`; the enhanced kinds' events are defined with their kind, in
+ * lib/events/kinds/.
+ */
+import type { EventKind, KindEvent, LostCounts } from "./kinds/index.ts";
+
+/** Who and where: the fields every event of a session repeats. */
+export interface SessionIdentity {
+  sid: string;
+  user: string;
+  login: string;
+  serverId: string;
+  serverHostname: string;
+  clusterName: string;
+}
+
+/** The fields every audit event but `print` has. */
+export interface CommonFields<Event extends string, Code extends string> {
+  event: Event;
+  code: Code;
+  /** 0, 1, 2 … per session, across all kinds, in the order the recorder wrote them */
+  ei: number;
+  /** a fresh UUID per event */
+  uid: string;
+  /** RFC 3339 UTC, milliseconds */
+  time: string;
+  sid: string;
+  user: string;
+  login: string;
+  namespace: "default";
+  server_id: string;
+  server_hostname: string;
+  cluster_name: string;
+}
+
+/** What esr adds to every enhanced event: the process, as the kernel reported it. */
+export interface ProcessFields {
+  pid: number;
+  cgroup_id: number;
+  /** the kernel's comm (up to 15 bytes): any process can set its own */
+  program: string;
+}
+
+export function commonFields<Event extends string, Code extends string>(
+  id: SessionIdentity,
+  event: Event,
+  code: Code,
+  ei: number,
+  time: Date,
+): CommonFields<Event, Code> {
+  return {
+    cluster_name: id.clusterName,
+    code,
+    ei,
+    event,
+    login: id.login,
+    namespace: "default",
+    server_hostname: id.serverHostname,
+    server_id: id.serverId,
+    sid: id.sid,
+    time: time.toISOString(),
+    uid: crypto.randomUUID(),
+    user: id.user,
+  };
+}
+
+export const ARGV_TRUNCATED_MARKER = "[esr: argv truncated]";
+export const PATH_TRUNCATED_MARKER = "[esr: path truncated]";
+
+/** A path as recorded, visibly marked when the kernel side had to cut it, and the key saying so. */
+export function pathFields(path: string, truncated: boolean): { path: string; path_truncated?: true } {
+  return truncated ? { path: `${path} ${PATH_TRUNCATED_MARKER}`, path_truncated: true } : { path };
+}
+
+export interface SessionStartEvent extends CommonFields<"session.start", "T2000I"> {
+  enhanced_recording: boolean;
+  /** the kinds recorded for this session */
+  enhanced_recording_events: EventKind[];
+  initial_command: string[];
+  /** "W:H" when on a terminal */
+  size?: string;
+  /** An SSH login's, from sshd's own socket and SSH_AUTH_INFO_0. */
+  "addr.local"?: string;
+  "addr.remote"?: string;
+  proto?: "ssh";
+  ssh_auth_info?: string[];
+  ssh_key_fingerprint?: string;
+}
+
+/** What a session's start says beyond who and where: some of it known only to the front end. */
+export type SessionStartFields = Partial<
+  Pick<SessionStartEvent, "addr.local" | "addr.remote" | "proto" | "ssh_auth_info" | "ssh_key_fingerprint">
+>;
+
+export interface SessionEndEvent extends CommonFields<"session.end", "T2004I"> {
+  enhanced_recording: boolean;
+  exit_code: number;
+  initial_command: string[];
+  interactive: boolean;
+  lost_events: LostCounts;
+  participants: string[];
+  session_start: string;
+  session_stop: string;
+}
+
+export interface ResizeEvent extends CommonFields<"resize", "T2002I"> {
+  size: string;
+}
+
+/**
+ * Timing of a piece of terminal output, whose bytes are in the session's chunks file. Teleport's
+ * print event as its recordings store it: no code, no identity, only what playback needs.
+ */
+export interface PrintEvent {
+  event: "print";
+  ei: number;
+  /** How many bytes of output. */
+  bytes: number;
+  /** When it was shown, in ms since session start. */
+  ms: number;
+  /** Where its bytes start in the chunks stream. */
+  offset: number;
+  /** Chunk index: 0, 1, 2 … per print event. */
+  ci: number;
+  time: string;
+}
+
+/** Every event esr writes, told apart by `event`. */
+export type AuditEvent = SessionStartEvent | SessionEndEvent | ResizeEvent | PrintEvent | KindEvent;
+export type EventName = AuditEvent["event"];
+/** The event of a name: `EventOf<"session.command">` is a SessionCommandEvent. */
+export type EventOf<Name extends EventName> = Extract<AuditEvent, { event: Name }>;
+
+export interface SessionStartInfo {
+  initialCommand: string[];
+  /** "W:H" when the session runs on a terminal */
+  size?: string;
+  events: EventKind[];
+  enhancedRecording: boolean;
+}
+
+export function sessionStartEvent(
+  id: SessionIdentity,
+  ei: number,
+  info: SessionStartInfo,
+  time = new Date(),
+): SessionStartEvent {
+  return {
+    ...commonFields(id, "session.start", "T2000I", ei, time),
+    enhanced_recording: info.enhancedRecording,
+    enhanced_recording_events: info.events,
+    initial_command: info.initialCommand,
+    ...(info.size ? { size: info.size } : {}),
+  };
+}
+
+export interface SessionEndInfo {
+  initialCommand: string[];
+  interactive: boolean;
+  enhancedRecording: boolean;
+  start: Date;
+  exitCode: number;
+  lost: LostCounts;
+}
+
+export function sessionEndEvent(
+  id: SessionIdentity,
+  ei: number,
+  info: SessionEndInfo,
+  time = new Date(),
+): SessionEndEvent {
+  return {
+    ...commonFields(id, "session.end", "T2004I", ei, time),
+    enhanced_recording: info.enhancedRecording,
+    exit_code: info.exitCode,
+    initial_command: info.initialCommand,
+    interactive: info.interactive,
+    lost_events: info.lost,
+    participants: [id.user],
+    session_start: info.start.toISOString(),
+    session_stop: time.toISOString(),
+  };
+}
+
+/** A terminal size as Teleport writes it: "W:H". */
+export function terminalSizeText(size: { cols: number; rows: number }): string {
+  return `${size.cols}:${size.rows}`;
+}
+
+export function resizeEvent(
+  id: SessionIdentity,
+  ei: number,
+  size: { cols: number; rows: number },
+  time = new Date(),
+): ResizeEvent {
+  return { ...commonFields(id, "resize", "T2002I", ei, time), size: terminalSizeText(size) };
+}
+
+export function printEvent(
+  ei: number,
+  chunk: { bytes: number; ms: number; offset: number; ci: number },
+  time: Date,
+): PrintEvent {
+  return {
+    event: "print",
+    bytes: chunk.bytes,
+    ms: chunk.ms,
+    offset: chunk.offset,
+    ei,
+    ci: chunk.ci,
+    time: time.toISOString(),
+  };
+}

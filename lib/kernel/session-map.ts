@@ -1,0 +1,22 @@
+/**
+ * The kernel's `sessions` map (struct esr_session of bpf/esr.h): which kinds a session records, and
+ * what the kernel could not deliver for it, per kind.
+ */
+import { esr_session } from "../events/kinds/kernel-layout.generated.ts";
+import { KINDS, type EventKind, type LostCounts } from "../events/kinds/index.ts";
+
+export const SESSION_VALUE_SIZE = esr_session.sizeof;
+const LOST_SLOT = esr_session.lost.size / KINDS.length;
+
+export function encodeSessionValue(kinds: readonly EventKind[]): Uint8Array {
+  const value = new Uint8Array(SESSION_VALUE_SIZE);
+  const mask = KINDS.reduce((m, k) => (kinds.includes(k.name) ? m | (1 << k.index) : m), 0);
+  new DataView(value.buffer).setUint32(esr_session.kinds.offset, mask, true);
+  return value;
+}
+
+export function decodeSessionValue(value: Uint8Array): LostCounts {
+  const view = new DataView(value.buffer, value.byteOffset, value.byteLength);
+  const lost = (index: number) => Number(view.getBigUint64(esr_session.lost.offset + LOST_SLOT * index, true));
+  return Object.fromEntries(KINDS.map((k) => [k.name, lost(k.index)])) as LostCounts;
+}
