@@ -1,7 +1,7 @@
 /**
  * Teleport-style YAML configuration: the node config (`teleport`, `auth_service`,
  * `ssh_service.enhanced_recording`) plus `kind: role` / `kind: user` resources that select which
- * enhanced events are recorded for whom (SPEC §2).
+ * enhanced events are recorded for whom (docs/contract.md §2).
  *
  * The files are walked as YAML syntax trees rather than converted to plain objects, so that every
  * error can name the file and line of the offending value.

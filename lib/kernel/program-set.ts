@@ -2,7 +2,7 @@
  * The kernel side of a recorder: the BPF object of every event kind (linked into one at build
  * time), loaded from the executable with the programs of the recorded kinds, attached once.
  * Sessions come and go as entries of that map, so adding
- * a session costs a map update, never a program load (SPEC §7).
+ * a session costs a map update, never a program load (docs/contract.md §7).
  */
 import { readFileSync } from "node:fs";
 import { toArrayBuffer, type Pointer } from "bun:ffi";

@@ -1,7 +1,7 @@
 /**
  * One recorded session, whatever started it (`esr record` spawning a command, `esr daemon` adopting
  * a login): its slice registered with the recorder, session.start, events flushed at least every
- * 0.5 s, and at the end a final drain, session.end and the slice removed (SPEC §5).
+ * 0.5 s, and at the end a final drain, session.end and the slice removed (docs/contract.md §5).
  */
 import type { AuditLog } from "../store/file/audit-log.ts";
 import { CgroupSlice } from "../sys/cgroup-slice.ts";
@@ -45,7 +45,7 @@ export interface EndOptions {
   beforeEnd?(): Promise<void>;
 }
 
-/** Flushes at least this often, so a killed recorder loses at most this much (SPEC §4). */
+/** Flushes at least this often, so a killed recorder loses at most this much (docs/contract.md §4). */
 const FLUSH_INTERVAL_MS = 500;
 /** Errors of a write to the data dir: disk full, quota, read-only, I/O. */
 const WRITE_FAILURES = new Set(["ENOSPC", "EDQUOT", "EROFS", "EIO", "EFBIG"]);
@@ -188,7 +188,7 @@ export class RecordedSession {
     if (this.failure instanceof EsrError) return this.failure;
     const code = (this.failure as NodeJS.ErrnoException)?.code;
     if (code && WRITE_FAILURES.has(code)) {
-      // Say where, and that nothing was left running unrecorded (SPEC §5).
+      // Say where, and that nothing was left running unrecorded (docs/contract.md §5).
       const killed = this.slice ? "; the session's processes were killed so that nothing runs unrecorded" : "";
       return new EsrError(
         `session ${this.sid}: cannot write the recording in ${this.opts.log.sessionsDir}: ${errorMessage(this.failure)}${killed}`,

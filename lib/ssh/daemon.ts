@@ -1,6 +1,6 @@
 /**
  * `esr daemon`: records every OpenSSH login of the host with one KernelTracer (one set of BPF programs;
- * a login is a map entry, SPEC §7). `esr pam` asks it, from the login's PAM session stack, to adopt
+ * a login is a map entry, docs/contract.md §7). `esr pam` asks it, from the login's PAM session stack, to adopt
  * the sshd `[priv]` process that runs the hook: the daemon creates the login's slice, moves that
  * process into it and registers it before answering, so everything sshd then starts for the login
  * (the user's shell, sftp-server, port forwards) runs recorded. A login's session ends when its

@@ -1,6 +1,6 @@
 /**
  * Facts about an OpenSSH login that its user cannot forge, read from the kernel rather than from
- * the environment (which `~/.pam_environment` can fill, NOTES-ssh.md): the sshd `[priv]` process
+ * the environment (which `~/.pam_environment` can fill): the sshd `[priv]` process
  * that runs the PAM hook, the addresses of that process's own TCP connection, and the login uid
  * pam_loginuid gave it. Also the key sshd reports in SSH_AUTH_INFO_0, as audit fields.
  */

@@ -25,9 +25,9 @@ import { processStat } from "./proc.ts";
 export const OWNERS_DIR = "/run/esr/slices";
 
 export interface CgroupRoot {
-  /** where cgroup2 is mounted (SPEC's cgroup_path) */
+  /** where cgroup2 is mounted (enhanced_recording.cgroup_path) */
   cgroupPath: string;
-  /** parent of the slices, below cgroup_path (SPEC's root_path) */
+  /** parent of the slices, below cgroup_path (enhanced_recording.root_path) */
   rootPath: string;
 }
 

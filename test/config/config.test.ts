@@ -15,7 +15,7 @@ import { DEFAULT_EVENTS } from "../../lib/events/kinds/index.ts";
 import { FIXTURES } from "../support/harness.ts";
 
 const CONFIG_FIXTURES = join(FIXTURES, "config");
-/** Byte-for-byte copies of the SPEC's examples/teleport.yaml and examples/roles.yaml. */
+/** Byte-for-byte copies of the reference examples (docs/contract.md §10):/teleport.yaml and examples/roles.yaml. */
 const TELEPORT_YAML = join(CONFIG_FIXTURES, "teleport.yaml");
 const ROLES_YAML = join(CONFIG_FIXTURES, "roles.yaml");
 const OVERRIDE_YAML = join(CONFIG_FIXTURES, "override.yaml");
@@ -62,7 +62,7 @@ metadata: { name: dave }
 spec: { roles: [] }
 `;
 
-describe("the SPEC's example files", () => {
+describe("the reference example files (docs/contract.md §10)", () => {
   test("teleport.yaml is accepted unchanged", () => {
     const cfg = loadConfig([TELEPORT_YAML]);
     expect(cfg.nodename).toBe("graviton-node");

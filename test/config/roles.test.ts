@@ -1,5 +1,5 @@
 /**
- * Which kinds a session records (SPEC §2): `--events`, or the union of the user's roles from the
+ * Which kinds a session records (docs/contract.md §2): `--events`, or the union of the user's roles from the
  * config (`--user`, `--roles`), default [command, network]; `enabled: false` records no kernel
  * events and loads no BPF. Each session does all three things, so any kind too many or too few shows.
  */

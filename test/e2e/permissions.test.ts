@@ -1,5 +1,5 @@
 /**
- * Permissions (SPEC §4): recordings are root's alone. Files 0600, directories 0700, all owned by
+ * Permissions (docs/contract.md §4): recordings are root's alone. Files 0600, directories 0700, all owned by
  * root; the user a session runs as cannot read, alter, remove or replace any recording, its own
  * included, nor reach the recorder's bookkeeping or its slice's controls.
  */

@@ -1,5 +1,5 @@
 /**
- * Every field of SPEC §3 with the right JSON type, on events esr really recorded, and the same
+ * Every field of docs/contract.md §3 with the right JSON type, on events esr really recorded, and the same
  * keys and types as a real Teleport node's events of the same kind.
  */
 import { expect, test } from "bun:test";

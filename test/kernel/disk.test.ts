@@ -1,5 +1,5 @@
 /**
- * Disk events (SPEC §3 session.disk): every open, openat, openat2 and creat of a session's
+ * Disk events (docs/contract.md §3 session.disk): every open, openat, openat2 and creat of a session's
  * processes, with the path and flags as passed and the return code; nothing from outside.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
@@ -191,7 +191,7 @@ describe("session.disk", () => {
     expect(disk.filter((e) => !sessionPids.has(e.pid))).toEqual([]);
   });
 
-  test("every field of SPEC §3, with its JSON type, and nothing else", () => {
+  test("every field of docs/contract.md §3, with its JSON type, and nothing else", () => {
     const expected = { ...ESR_COMMON_FIELDS, path: "string", flags: "number", return_code: "number" } as const;
     for (const e of disk) {
       expect(fieldTypes(e, expected)).toEqual(expected);

@@ -1,5 +1,5 @@
 /**
- * Network events (SPEC §3 session.network, §5): every TCP connect of a session's processes, IPv4 and
+ * Network events (docs/contract.md §3 session.network, §5): every TCP connect of a session's processes, IPv4 and
  * IPv6, with the real source address; nothing from processes outside the session.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
@@ -138,7 +138,7 @@ describe("session.network", () => {
     expect(network.length).toBe(5);
   });
 
-  test("every field of SPEC §3, with the JSON types of Teleport's session.network", () => {
+  test("every field of docs/contract.md §3, with the JSON types of Teleport's session.network", () => {
     const teleport = teleportFieldTypes("session.network");
     const expected = {
       ...ESR_COMMON_FIELDS,

@@ -1,4 +1,4 @@
-/** On-disk layout and permissions (SPEC §4), through AuditLog and SessionWriter. */
+/** On-disk layout and permissions (docs/contract.md §4), through AuditLog and SessionWriter. */
 import { describe, expect, test } from "bun:test";
 import { lstatSync, readFileSync, readlinkSync, statSync } from "node:fs";
 import { join } from "node:path";

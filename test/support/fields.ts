@@ -1,6 +1,6 @@
 /**
- * Field checks shared by the event tests: SPEC §3's fields of an ESR event, and the shape of
- * Teleport's own events (test/fixtures/teleport-events.jsonl is a byte-for-byte copy of the SPEC's
+ * Field checks shared by the event tests: docs/contract.md §3's fields of an ESR event, and the shape of
+ * Teleport's own events (test/fixtures/teleport-events.jsonl is a byte-for-byte copy of the reference
  * examples/teleport-events.jsonl), which esr's events of the same kind must match key for key.
  */
 import { readFileSync } from "node:fs";
@@ -15,7 +15,7 @@ export function jsonType(value: unknown): JsonType {
   return typeof value as JsonType;
 }
 
-/** SPEC §3: the fields every ESR event (command, disk, network) carries. */
+/** docs/contract.md §3: the fields every ESR event (command, disk, network) carries. */
 export const ESR_COMMON_FIELDS: Record<string, JsonType> = {
   event: "string",
   code: "string",

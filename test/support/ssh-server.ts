@@ -1,5 +1,5 @@
 /**
- * A real OpenSSH server for the tests (NOTES-ssh.md): /usr/sbin/sshd started through a symlink
+ * A real OpenSSH server for the tests: /usr/sbin/sshd started through a symlink
  * whose name is its PAM service, on 127.0.0.1 and a free port, with its own host key, config and
  * PAM stack, and a test user that logs in with a key. /etc/ssh and /etc/pam.d/sshd are untouched.
  */

@@ -1,5 +1,5 @@
 /**
- * The file-based audit log (SPEC §4): the host's server id, the daily events file that
+ * The file-based audit log (docs/contract.md §4): the host's server id, the daily events file that
  * `events.log` points at, and the directory of per-session files. Everything is root-only.
  */
 import {
@@ -72,7 +72,7 @@ export class AuditLog {
   }
 }
 
-/** <data_dir>/log/<server_id>/sessions/default (SPEC §4). */
+/** <data_dir>/log/<server_id>/sessions/default (docs/contract.md §4). */
 function sessionsDirOf(dataDir: string, serverId: string): string {
   return join(dataDir, "log", serverId, "sessions", "default");
 }
@@ -82,7 +82,7 @@ export function makeDir(path: string) {
 }
 
 /**
- * A directory that holds recordings must be root's and root's alone (SPEC §4): one that another
+ * A directory that holds recordings must be root's and root's alone (docs/contract.md §4): one that another
  * user owns (or could replace) is refused, one that others may read or write is made 0700. Else a
  * recorded user with write access to it could move the log aside and put a directory of theirs in
  * its place.

@@ -1,5 +1,5 @@
 /**
- * Writes one session's events (SPEC §4): `<sid>-0.events.gz` for session.start/end,
+ * Writes one session's events (docs/contract.md §4): `<sid>-0.events.gz` for session.start/end,
  * `<sid>-0.session.<kind>-events.gz` per enhanced kind, `<sid>-0.chunks.gz` for terminal output,
  * `<sid>.index` naming them, and every event also to the host's events.log — except print events,
  * which only time the terminal output and would flood the SIEM feed. Nothing reaches disk between flushes; the owner flushes at least
