@@ -123,11 +123,23 @@ struct esr_boundary {
 #ifndef ESR_USER_SIDE_ONLY
 
 /*
- * Depth of the session slices below the cgroup2 root (<cgroup_path>/<root_path>/<sid>); set by the
- * recorder before load (its own section, so it sits at offset 0 of a map the recorder can find). The ancestor at that depth is the session, whatever child cgroup a process
- * of the session has moved itself into.
+ * Set by the recorder before load (its own section, so it sits at offset 0 of a map the recorder
+ * can find); the verifier sees them as constants and drops the branches not taken.
  */
-const volatile __u32 slice_level SEC(".rodata.esr") __weak = 2;
+struct esr_load_config {
+	/*
+	 * Depth of the session slices below the cgroup2 root (<cgroup_path>/<root_path>/<sid>). The
+	 * ancestor at that depth is the session, whatever child cgroup a process of the session has
+	 * moved itself into.
+	 */
+	__u32 slice_level;
+	/*
+	 * 1: tracing programs may call bpf_get_current_ancestor_cgroup_id (Linux 5.14 on); the
+	 * recorder probes the kernel for it. 0: the ancestor is read from the task's cgroup instead.
+	 */
+	__u32 ancestor_helper;
+};
+const volatile struct esr_load_config load_config SEC(".rodata.esr") __weak = { .slice_level = 2, .ancestor_helper = 1 };
 
 /*
  * Shared by the programs of every event kind. Each kind's object defines it (weak), and the build
@@ -142,10 +154,44 @@ struct {
 
 char LICENSE[] SEC("license") __weak = "GPL";
 
+/* The two layouts of a cgroup's ancestors: ids up to Linux 5.19, pointers from 6.0 on. */
+struct cgroup___ids {
+	int level;
+	__u64 ancestor_ids[];
+} __attribute__((preserve_access_index));
+
+struct cgroup___ptrs {
+	int level;
+	struct cgroup *ancestors[];
+} __attribute__((preserve_access_index));
+
+/*
+ * What bpf_get_current_ancestor_cgroup_id(level) returns, read where kernels before 5.14 refuse
+ * it: the id of the default hierarchy's (cgroup2) ancestor at `level` of the current task, or 0
+ * when the task sits higher up.
+ */
+static __always_inline __u64 ancestor_cgroup_id_of_task(__u32 level)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct cgroup *cgrp = BPF_CORE_READ(task, cgroups, dfl_cgrp);
+	struct cgroup *ancestor = 0;
+	__u64 id = 0;
+
+	if (!cgrp || BPF_CORE_READ(cgrp, level) < (int)level)
+		return 0;
+	if (bpf_core_field_exists(struct cgroup___ids, ancestor_ids)) {
+		bpf_probe_read_kernel(&id, sizeof(id), (void *)cgrp + bpf_core_field_offset(struct cgroup___ids, ancestor_ids) + level * sizeof(__u64));
+		return id;
+	}
+	bpf_probe_read_kernel(&ancestor, sizeof(ancestor), (void *)cgrp + bpf_core_field_offset(struct cgroup___ptrs, ancestors) + level * sizeof(ancestor));
+	return ancestor ? BPF_CORE_READ(ancestor, kn, id) : 0;
+}
+
 /* The session of the current task, if it is recording `kind`: the one check every hook does first. */
 static __always_inline struct esr_session *current_session(enum esr_kind kind, __u64 *session_id)
 {
-	__u64 id = bpf_get_current_ancestor_cgroup_id(slice_level);
+	__u32 level = load_config.slice_level;
+	__u64 id = load_config.ancestor_helper ? bpf_get_current_ancestor_cgroup_id(level) : ancestor_cgroup_id_of_task(level);
 	struct esr_session *s = bpf_map_lookup_elem(&sessions, &id);
 
 	if (!s || !(s->kinds & (1u << kind)))

@@ -68,6 +68,13 @@ export function hostChecks(config: EsrConfig, sshd: SshdCheckOptions = {}): Chec
     items.push({ name: "cgroup v2", ok: true, detail: `mounted at ${er.cgroupPath}, slices under ${er.rootPath}` });
     for (const p of tracer.programs.attached)
       items.push({ name: `${p.kind} hook`, ok: true, detail: `${p.section} (${p.name}) loads and attaches` });
+    items.push({
+      name: "session filter",
+      ok: true,
+      detail: tracer.programs.ancestorHelper
+        ? "bpf_get_current_ancestor_cgroup_id"
+        : "reads the task's cgroup (this kernel refuses bpf_get_current_ancestor_cgroup_id in tracing programs before Linux 5.14)",
+    });
     const stale = tracer.staleSlicesRemoved;
     items.push({ name: "stale slices", ok: true, detail: stale.length ? `removed ${stale.join(", ")}` : "none" });
   } catch (err) {

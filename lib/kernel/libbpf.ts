@@ -33,6 +33,7 @@ function openEmbedded<T>(soname: string, path: string, open: (fdPath: string) =>
 const libbpfSymbols = {
   libbpf_set_print: { args: ["function"], returns: "ptr" },
   libbpf_num_possible_cpus: { args: [], returns: "i32" },
+  libbpf_probe_bpf_helper: { args: ["u32", "u32", "ptr"], returns: "i32" },
   bpf_object__open_mem: { args: ["ptr", "u64", "ptr"], returns: "ptr" },
   bpf_object__load: { args: ["ptr"], returns: "i32" },
   bpf_object__close: { args: ["ptr"], returns: "void" },

@@ -20,6 +20,11 @@ export interface ProgramSetOptions {
   sliceLevel: number;
   /** Ring buffer size per kind, in pages (Teleport's *_buffer_size). */
   bufferPages: Record<EventKind, number>;
+  /**
+   * Whether the programs find a task's session with bpf_get_current_ancestor_cgroup_id (true) or
+   * by reading the task's cgroup (false). Default: the helper where the kernel allows it.
+   */
+  ancestorHelper?: boolean;
 }
 
 const PAGE_SIZE = 4096;
@@ -47,6 +52,8 @@ export class ProgramSet {
     readonly sessionsFd: number,
     readonly ringFds: Map<EventKind, number>,
     readonly attached: AttachedProgram[],
+    /** How the programs find a task's session (see ProgramSetOptions.ancestorHelper). */
+    readonly ancestorHelper: boolean,
   ) {}
 
   /** Loads the object with the programs of `opts.kinds` enabled, and attaches them. */
@@ -57,7 +64,8 @@ export class ProgramSet {
     const image = readFileSync(bpfObject);
     clearLibbpfLog();
     const obj = checkPtr(bpf.bpf_object__open_mem(image, image.length, null), "cannot open the BPF object");
-    const set = new ProgramSet(obj, [], -1, new Map(), []);
+    const ancestorHelper = opts.ancestorHelper ?? ancestorHelperAllowed();
+    const set = new ProgramSet(obj, [], -1, new Map(), [], ancestorHelper);
     try {
       for (const map of maps(obj)) {
         const name = cString(bpf.bpf_map__name(map));
@@ -73,7 +81,7 @@ export class ProgramSet {
           );
         else if (name === "per_cpu_scratch")
           check(bpf.bpf_map__set_max_entries(map, cpus), "cannot size the scratch map");
-        else if (name.endsWith(".rodata.esr")) setSliceLevel(map, opts.sliceLevel);
+        else if (name.endsWith(".rodata.esr")) setLoadConfig(map, opts.sliceLevel, ancestorHelper);
       }
       const enabled: { prog: Pointer; name: string; kind: EventKind }[] = [];
       for (const prog of programs(obj)) {
@@ -139,11 +147,29 @@ function* walk(obj: Pointer, next: (obj: Pointer, prev: Pointer | null) => unkno
 const maps = (obj: Pointer) => walk(obj, libbpf().bpf_object__next_map);
 const programs = (obj: Pointer) => walk(obj, libbpf().bpf_object__next_program);
 
-function setSliceLevel(map: Pointer, level: number) {
+/** Fills bpf/esr.h's struct esr_load_config. */
+function setLoadConfig(map: Pointer, sliceLevel: number, ancestorHelper: boolean) {
   const size = new BigUint64Array(1);
-  const data = checkPtr(libbpf().bpf_map__initial_value(map, size), "cannot set the slice level");
-  if (size[0]! < 4n) throw new EsrError("BPF object has no room for the slice level");
-  new DataView(toArrayBuffer(data, 0, 4)).setUint32(0, level, true);
+  const data = checkPtr(libbpf().bpf_map__initial_value(map, size), "cannot configure the BPF programs");
+  if (size[0]! < 8n) throw new EsrError("BPF object has no room for its load configuration");
+  const config = new DataView(toArrayBuffer(data, 0, 8));
+  config.setUint32(0, sliceLevel, true);
+  config.setUint32(4, ancestorHelper ? 1 : 0, true);
+}
+
+const BPF_PROG_TYPE_RAW_TRACEPOINT = 17;
+const BPF_FUNC_get_current_ancestor_cgroup_id = 123;
+
+/**
+ * Whether tracing programs may call bpf_get_current_ancestor_cgroup_id (Linux 5.14 on, or a
+ * backport): the kernel is asked by loading a probe program, never guessed from its version.
+ * Raw tracepoint and tp_btf programs share one helper list. When the probe itself cannot run,
+ * the programs take the slower path that works everywhere.
+ */
+function ancestorHelperAllowed(): boolean {
+  return (
+    libbpf().libbpf_probe_bpf_helper(BPF_PROG_TYPE_RAW_TRACEPOINT, BPF_FUNC_get_current_ancestor_cgroup_id, null) === 1
+  );
 }
 
 /** A program's event kind: the prefix of its name (scripts/build.ts checks every program has one). */

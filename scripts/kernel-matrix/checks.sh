@@ -1,0 +1,118 @@
+#!/bin/sh
+# The kernel matrix's end-to-end checks: real sessions recorded by esr on the running kernel, read
+# back with `esr replay`. POSIX sh (busybox in the VMs, dash on the host). One line per check,
+# "esr-matrix: PASS <check>" or "esr-matrix: FAIL <check>: <why>", then "esr-matrix: DONE".
+#   ESR     the esr executable           HELPER  scripts/kernel-matrix/helper.c, built static
+#   LOGIN   a non-root user to record    WORK    an empty directory every user can read
+set -u
+: "${ESR:?} ${HELPER:?} ${LOGIN:?} ${WORK:?}"
+cgroup=/cgroup2
+data=$WORK/data
+mkdir -p "$data"
+chmod 755 "$WORK"
+cat > "$WORK/esr.yaml" <<EOF
+ssh_service:
+  enhanced_recording:
+    cgroup_path: $cgroup
+EOF
+# Rings as small as esr allows (one page per CPU, raised to its minimum): an open storm overflows them.
+cat > "$WORK/tiny.yaml" <<EOF
+ssh_service:
+  enhanced_recording:
+    cgroup_path: $cgroup
+    command_buffer_size: 1
+    disk_buffer_size: 1
+    network_buffer_size: 1
+EOF
+
+pass() { echo "esr-matrix: PASS $1"; }
+fail() { echo "esr-matrix: FAIL $1: $2"; }
+
+# rec NAME CONFIG LOGIN COMMAND: records `sh -c COMMAND` with every event kind; its events (JSON
+# lines) land in $WORK/NAME.json. Returns non-zero, with the reason in $WORK/NAME.why, when esr
+# did not record.
+rec() {
+  out=$WORK/$1.json
+  "$ESR" record --config "$2" --data-dir "$data" --login "$3" --events command,disk,network -- sh -c "$4" \
+    > "$WORK/$1.out" 2> "$WORK/$1.err" < /dev/null
+  sid=$(sed -n 's/^esr: session \([0-9a-f-]*\)$/\1/p' "$WORK/$1.err")
+  if [ -z "$sid" ]; then
+    echo "no session: $(grep -v '^esr: session' "$WORK/$1.err" | head -3 | tr '\n' ' ')" > "$WORK/$1.why"
+    : > "$out"
+    return 1
+  fi
+  "$ESR" replay "$sid" --data-dir "$data" --format json > "$out" 2> "$WORK/$1.why" || return 1
+}
+
+# has NAME CHECK PATTERN...: PASS when one event of session NAME matches every pattern.
+has() {
+  name=$1 check=$2
+  shift 2
+  lines=$(cat "$WORK/$name.json")
+  for p in "$@"; do lines=$(printf '%s\n' "$lines" | grep -F -e "$p"); done
+  if [ -n "$lines" ]; then pass "$check"; else fail "$check" "no event with $* in session $name$(cat "$WORK/$name.why" 2>/dev/null | head -1 | sed 's/^/: /')"; fi
+}
+
+cmd='"event":"session.command"'
+disk='"event":"session.disk"'
+net='"event":"session.network"'
+
+# esr check: every item ok, exit 0.
+"$ESR" check --config "$WORK/esr.yaml" > "$WORK/check.out" 2>&1
+status=$?
+if [ $status -eq 0 ] && ! grep -q '^FAIL' "$WORK/check.out" && grep -q '^ok .*command hook' "$WORK/check.out" &&
+  grep -q '^ok .*disk hook' "$WORK/check.out" && grep -q '^ok .*network hook' "$WORK/check.out"; then
+  pass check
+else
+  fail check "exit $status: $(grep -v '^ok' "$WORK/check.out" | head -3 | tr '\n' ' ')"
+fi
+
+# An obfuscated pipeline, a script, a failed exec, an exec of a memfd.
+encoded=$(printf '/bin/echo obf-marker' | base64)
+printf '#!/bin/sh\n/bin/echo script-marker\n' > "$WORK/script.sh"
+chmod 755 "$WORK/script.sh"
+echo open-marker > "$WORK/open-marker"
+chmod 644 "$WORK/open-marker"
+rec execs "$WORK/esr.yaml" "$LOGIN" "echo $encoded | base64 -d | sh; $WORK/script.sh; /no/such/file arg1; \"$HELPER\" fexecve $(readlink -f /bin/echo) echo memfd-marker"
+has execs pipeline "$cmd" '"argv":["-d"]' '"return_code":0'
+has execs pipeline-decoded "$cmd" '"path":"/bin/echo"' '"argv":["obf-marker"]'
+has execs script "$cmd" "\"path\":\"$WORK/script.sh\""
+has execs script-command "$cmd" '"argv":["script-marker"]'
+has execs failed-exec "$cmd" '"path":"/no/such/file"' '"argv":["arg1"]' '"return_code":-2'
+has execs memfd-exec "$cmd" '"path":"/dev/fd/' '"argv":["memfd-marker"]'
+
+# Moving itself into a child cgroup of the slice (root may; the session is the slice's ancestor).
+rec child-cgroup "$WORK/esr.yaml" root "d=$cgroup\$(sed -n 's/^0:://p' /proc/self/cgroup); mkdir \$d/hideout && echo \$\$ > \$d/hideout/cgroup.procs && /bin/echo child-cgroup-marker"
+has child-cgroup child-cgroup "$cmd" '"argv":["child-cgroup-marker"]'
+
+# A setsid child still running when the session's command exits.
+rec linger "$WORK/esr.yaml" "$LOGIN" "setsid sh -c 'sleep 2; /bin/echo linger-marker' & exit 0"
+has linger setsid-linger "$cmd" '"argv":["linger-marker"]'
+
+# Connects (refused on loopback, but the SYN went out) and opens, successful and failed.
+rec io "$WORK/esr.yaml" "$LOGIN" "\"$HELPER\" connect 127.0.0.1 9; \"$HELPER\" connect ::1 9; cat $WORK/open-marker; cat /no/such/open"
+has io connect-ipv4 "$net" '"dst_addr":"127.0.0.1"' '"dst_port":9' '"version":4'
+has io connect-ipv6 "$net" '"dst_addr":"::1"' '"dst_port":9' '"version":6'
+has io open "$disk" "\"path\":\"$WORK/open-marker\"" '"program":"cat"'
+has io open-failed "$disk" '"path":"/no/such/open"' '"return_code":-2'
+
+# An open storm into the tiniest rings: the loss is counted, in session.end and in esr ls.
+long=$WORK
+for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15; do long=$long/$(printf '%0250d' 0); done
+rec loss "$WORK/tiny.yaml" "$LOGIN" "\"$HELPER\" opens 200000 $long"
+if grep '"event":"session.end"' "$WORK/loss.json" | grep -q '"disk":[1-9]'; then pass loss-counted; else fail loss-counted "session.end: $(grep -o '"lost_events":{[^}]*}' "$WORK/loss.json" || cat "$WORK/loss.why")"; fi
+sid=$(sed -n 's/^esr: session \([0-9a-f-]*\)$/\1/p' "$WORK/loss.err")
+if [ -n "$sid" ] && "$ESR" ls --data-dir "$data" --json | grep -F "\"sid\":\"$sid\"" | grep -Eq '"lost":\{"command":[0-9]+,"disk":[1-9]'; then pass loss-listed; else fail loss-listed "esr ls --json does not show the session's lost disk events"; fi
+
+# A kernel esr cannot record on: no BTF (hidden in a private mount namespace, as if the kernel had
+# been built without CONFIG_DEBUG_INFO_BTF). check names the requirement and fails; record refuses
+# in one line.
+nobtf() { unshare -m sh -c 'mount -t tmpfs none /sys/kernel/btf && exec "$@"' sh "$@"; }
+nobtf "$ESR" check --config "$WORK/esr.yaml" > "$WORK/nobtf-check.out" 2>&1
+status=$?
+if [ $status -ne 0 ] && grep -q '^FAIL *BTF .*CONFIG_DEBUG_INFO_BTF' "$WORK/nobtf-check.out"; then pass no-btf-check; else fail no-btf-check "exit $status: $(head -c 300 "$WORK/nobtf-check.out" | tr '\n' ' ')"; fi
+nobtf "$ESR" record --config "$WORK/esr.yaml" --data-dir "$data" -- /bin/true > "$WORK/nobtf-record.out" 2>&1
+status=$?
+if [ $status -ne 0 ] && [ "$(wc -l < "$WORK/nobtf-record.out")" -eq 1 ] && grep -q BTF "$WORK/nobtf-record.out"; then pass no-btf-record; else fail no-btf-record "exit $status: $(head -c 300 "$WORK/nobtf-record.out" | tr '\n' ' ')"; fi
+
+echo "esr-matrix: DONE"
