@@ -24,7 +24,8 @@ packages=(libbpf/bookworm elfutils/bookworm zlib/bookworm)
 src=$ESR_CI_CACHE/src
 mkdir -p "$src"
 host_arch=$(dpkg --print-architecture)
-dscs=$(cd "$src" && apt_extra "$host_arch" -qq source --print-uris "${packages[@]}" | grep -Eo "^'[^']+\.dsc' [^ ]+" | cut -d' ' -f2)
+# Asked from / : for files already in the current directory apt prints no URI.
+dscs=$(cd / && apt_extra "$host_arch" -qq source --print-uris "${packages[@]}" | grep -Eo "^'[^']+\.dsc' [^ ]+" | cut -d' ' -f2)
 [ "$(wc -w <<<"$dscs")" = 3 ] || { echo "native/build.sh: could not find the source packages ${packages[*]}" >&2; exit 1; }
 (cd "$src" && apt_extra "$host_arch" -qq source --download-only "${packages[@]}" >/dev/null)
 

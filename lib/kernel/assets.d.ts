@@ -4,7 +4,7 @@ declare module "*.bpf.o" {
   const path: string;
   export default path;
 }
-declare module "*.so.1" {
+declare module "*.so" {
   const path: string;
   export default path;
 }

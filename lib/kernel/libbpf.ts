@@ -1,21 +1,20 @@
 /**
- * The libbpf binding: only the calls esr uses, over bun:ffi. libbpf (and libelf, libz) come from
- * inside the esr executable and are loaded from memory files, so the host needs no libbpf package.
+ * The libbpf binding: only the calls esr uses, over bun:ffi. libbpf (with libelf and zlib linked
+ * in) comes from inside the esr executable and is loaded from a memory file, so the host needs no
+ * libbpf package.
  *
  * libbpf 1.x conventions: calls returning int give a negative errno on failure; calls returning a
  * pointer give NULL and set errno.
  */
 import { dlopen, JSCallback, type Pointer } from "bun:ffi";
 import { closeSync, readFileSync, writeSync } from "node:fs";
-import { nativeLibraries } from "./embedded.ts";
+import { libbpfLibrary } from "./embedded.ts";
 import { EsrError } from "../errors.ts";
-import { dlopenGlobal, errno, memfdCreate, strerror, vsnprintf } from "../sys/libc.ts";
+import { errno, memfdCreate, strerror, vsnprintf } from "../sys/libc.ts";
 
 /**
- * Loads a library held in the executable by copying it to an anonymous memory file; `open` gets
- * its /proc/self/fd path. Once loaded, a library satisfies the DT_NEEDED of later ones by soname.
- * The fd stays open: glibc knows a loaded library by its path, and a reused fd number would make
- * the next library's path name the previous one.
+ * Loads the library held in the executable by copying it to an anonymous memory file and
+ * dlopen'ing its /proc/self/fd path (glibc has no way to load a library from memory).
  */
 function openEmbedded<T>(soname: string, path: string, open: (fdPath: string) => T): T {
   const bytes = readFileSync(path);
@@ -25,8 +24,9 @@ function openEmbedded<T>(soname: string, path: string, open: (fdPath: string) =>
     for (let off = 0; off < bytes.length;) off += writeSync(fd, bytes, off);
     return open(`/proc/self/fd/${fd}`);
   } catch (err) {
-    closeSync(fd);
     throw new EsrError(`cannot load the embedded ${soname}: ${err instanceof Error ? err.message : err}`);
+  } finally {
+    closeSync(fd);
   }
 }
 
@@ -82,8 +82,7 @@ const printCallback = new JSCallback(
 /** libbpf, loaded once from the executable. */
 export function libbpf(): Libbpf {
   if (loaded) return loaded;
-  for (const { soname, path } of nativeLibraries.dependencies) openEmbedded(soname, path, dlopenGlobal);
-  const { soname, path } = nativeLibraries.libbpf;
+  const { soname, path } = libbpfLibrary;
   loaded = openEmbedded(soname, path, (fdPath) => dlopen(fdPath, libbpfSymbols)).symbols;
   loaded.libbpf_set_print(printCallback.ptr);
   return loaded;

@@ -1,21 +1,35 @@
 /** The few libc calls Bun has no API for. */
 import { dlopen, read } from "bun:ffi";
+import { EsrError } from "../errors.ts";
 
-const libc = dlopen("libc.so.6", {
-  memfd_create: { args: ["cstring", "u32"], returns: "i32" },
+/**
+ * Opens libc for these symbols, or throws one line naming what this host lacks: the executable
+ * must run, or say why not, on every glibc from 2.17 on, so only symbols libc.so.6 has exported
+ * since 2.17 are asked for (wrappers added later, like memfd_create in 2.27, are system calls).
+ */
+function openLibc<const T extends Parameters<typeof dlopen>[1]>(symbols: T) {
+  try {
+    return dlopen("libc.so.6", symbols).symbols;
+  } catch (err) {
+    throw new EsrError(`this host's C library cannot run esr: ${err instanceof Error ? err.message : err}`);
+  }
+}
+
+const libc = openLibc({
+  syscall: { args: ["i64", "cstring", "u32"], returns: "i64" },
   mount: { args: ["cstring", "cstring", "cstring", "u64", "ptr"], returns: "i32" },
   __errno_location: { args: [], returns: "ptr" },
   strerror: { args: ["i32"], returns: "cstring" },
   vsnprintf: { args: ["ptr", "u64", "ptr", "ptr"], returns: "i32" },
-  dlopen: { args: ["cstring", "i32"], returns: "ptr" },
   clock_gettime: { args: ["i32", "ptr"], returns: "i32" },
-  dlerror: { args: [], returns: "cstring" },
   tcgetattr: { args: ["i32", "ptr"], returns: "i32" },
   tcsetattr: { args: ["i32", "i32", "ptr"], returns: "i32" },
   cfmakeraw: { args: ["ptr"], returns: "void" },
   ioctl: { args: ["i32", "u64", "ptr"], returns: "i32" },
   getsockopt: { args: ["i32", "i32", "i32", "ptr", "ptr"], returns: "i32" },
-}).symbols;
+});
+
+const SYS_memfd_create = process.arch === "arm64" ? 279 : 319;
 
 export const MFD_CLOEXEC = 1;
 
@@ -33,7 +47,7 @@ export function strerror(err: number): string {
 
 /** memfd_create(2); -1 on failure (see errno()). */
 export function memfdCreate(name: string): number {
-  return libc.memfd_create(cstr(name), MFD_CLOEXEC);
+  return Number(libc.syscall(SYS_memfd_create, cstr(name), MFD_CLOEXEC));
 }
 
 /** mount(2) of a pseudo filesystem with no options; throws with strerror on failure. */
@@ -50,14 +64,6 @@ const timespec = new BigInt64Array(2);
 export function bootTimeNs(): bigint {
   libc.clock_gettime(CLOCK_BOOTTIME, timespec);
   return timespec[0]! * 1_000_000_000n + timespec[1]!;
-}
-
-const RTLD_NOW = 2;
-const RTLD_GLOBAL = 0x100;
-
-/** dlopen(3) for a library whose symbols JS does not call, only the libraries loaded after it. */
-export function dlopenGlobal(path: string) {
-  if (!libc.dlopen(cstr(path), RTLD_NOW | RTLD_GLOBAL)) throw new Error(String(libc.dlerror()));
 }
 
 const SOL_SOCKET = 1;
