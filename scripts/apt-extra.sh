@@ -10,7 +10,8 @@ apt_mirror() {
   local uris
   uris=$(sed -n 's/^URIs:[[:space:]]*//p' /etc/apt/sources.list.d/*.sources 2>/dev/null
          grep -hE '^deb[[:space:]]' /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null |
-           sed -E 's/^deb[[:space:]]+(\[[^]]*\][[:space:]]+)?([^[:space:]]+).*/\2/')
+           sed -E 's/^deb[[:space:]]+(\[[^]]*\][[:space:]]+)?([^[:space:]]+).*/\2/'
+         true)
   MIRROR=$(tr ' ' '\n' <<<"$uris" | grep -v -- '-security' | grep -m1 . || true)
   SECURITY=$(tr ' ' '\n' <<<"$uris" | grep -m1 -- '-security' || true)
   [ -n "$MIRROR" ] || { echo "apt-extra: no Debian archive URI in /etc/apt/sources.list{,.d}" >&2; return 1; }
