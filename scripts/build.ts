@@ -38,8 +38,12 @@ const targets: Target[] = [
   { name: "x64", deb: "amd64", bpfArch: "x86", runtime: "@oven/bun-linux-x64" },
   { name: "arm64", deb: "arm64", bpfArch: "arm64", runtime: "@oven/bun-linux-aarch64" },
 ];
-const host = targets.find((t) => t.name === process.arch);
-if (!host) throw new Error(`esr builds on x64 or arm64 Linux, not ${process.arch}`);
+function hostTarget(): Target {
+  const t = targets.find((t) => t.name === process.arch);
+  if (!t) throw new Error(`esr builds on x64 or arm64 Linux, not ${process.arch}`);
+  return t;
+}
+const host = hostTarget();
 
 /**
  * The BTF of a raw kernel image (arm64's Image carries .BTF uncompressed): the first BTF header
@@ -71,7 +75,7 @@ async function vmlinuxHeader(t: Target, dir: string): Promise<string> {
   if (existsSync(header)) return header;
   let btf = "/sys/kernel/btf/vmlinux";
   if (t !== host) {
-    if (t.name !== "arm64") throw new Error(`cannot build for ${t.name} on ${host!.name}`);
+    if (t.name !== "arm64") throw new Error(`cannot build for ${t.name} on ${host.name}`);
     const debs = (await $`bash ${join(root, "scripts", "debian-arm64.sh")}`.text()).trim();
     btf = join(dir, "vmlinux.btf");
     await Bun.write(btf, btfOfImage(new Uint8Array(await Bun.file(join(debs, "vmlinuz")).arrayBuffer())));
@@ -101,17 +105,18 @@ async function buildAssets(t: Target): Promise<string> {
     if (stray.length) throw new Error(`${file}: program ${stray[0]} must be named ${kind}_…`);
     kindObjects.push(out);
   }
-  // The boundary's layout, generated from the same header compiled for the same target; the
-  // host's is the one committed (both targets are 64-bit little-endian, so they agree).
-  if (t === host) {
-    const layoutObject = join(dir, "bpf", "layout.o");
-    await $`clang -g -O2 -target bpf -D__TARGET_ARCH_${t.bpfArch} -I${dir} -I${join(root, "bpf")} -c ${join(root, "bpf", "layout.c")} -o ${layoutObject}`;
-    const layoutFile = join(root, "lib", "events", "kinds", "kernel-layout.generated.ts");
-    const layout = await kernelLayoutSource(layoutObject);
-    if (!existsSync(layoutFile) || readFileSync(layoutFile, "utf8") !== layout) {
-      writeFileSync(layoutFile, layout);
-      console.log(`regenerated ${layoutFile} from bpf/esr.h: commit it with the header`);
-    }
+  // The boundary's layout, generated from the same header compiled for the same target: the
+  // host's is the one committed (build/bpf/layout.o, what its test reads), and every other
+  // target's must be the same, since one decoder reads them all.
+  const layoutObject = join(t === host ? join(build, "bpf") : join(dir, "bpf"), "layout.o");
+  mkdirSync(join(build, "bpf"), { recursive: true });
+  await $`clang -g -O2 -target bpf -D__TARGET_ARCH_${t.bpfArch} -I${dir} -I${join(root, "bpf")} -c ${join(root, "bpf", "layout.c")} -o ${layoutObject}`;
+  const layoutFile = join(root, "lib", "events", "kinds", "kernel-layout.generated.ts");
+  const layout = await kernelLayoutSource(layoutObject);
+  if (!existsSync(layoutFile) || readFileSync(layoutFile, "utf8") !== layout) {
+    if (t !== host) throw new Error(`bpf/esr.h compiles to another layout for ${t.name} than for ${host.name}`);
+    writeFileSync(layoutFile, layout);
+    console.log(`regenerated ${layoutFile} from bpf/esr.h: commit it with the header`);
   }
 
   const linked = join(dir, "bpf", "esr.bpf.o");
