@@ -17,7 +17,7 @@ import {
   watch,
   writeFileSync,
 } from "node:fs";
-import { join, posix } from "node:path";
+import { basename, join, posix } from "node:path";
 import { EsrError, errorMessage } from "../errors.ts";
 import { mountFs } from "./libc.ts";
 import { processStat } from "./proc.ts";
@@ -102,15 +102,24 @@ export class CgroupSlice {
   /** Creates the slice of a new session and records this process as its owner. */
   static create(root: CgroupRoot, sid: string): CgroupSlice {
     const path = join(slicesParent(root), sid);
-    try {
-      mkdirSync(path, { mode: 0o755 });
-    } catch (err) {
-      throw new EsrError(`cannot create cgroup ${path}: ${errorMessage(err)}`);
-    }
-    const slice = new CgroupSlice(path, statSync(path, { bigint: true }).ino);
+    const owner = `${process.pid} ${ownStartTime()} ${path}\n`;
     mkdirSync(OWNERS_DIR, { recursive: true, mode: 0o700 });
-    writeFileSync(slice.ownerFile, `${process.pid} ${ownStartTime()} ${path}\n`, { mode: 0o600 });
-    return slice;
+    // Claimed before it exists: another recorder's stale-slice cleanup, running between the mkdir
+    // and the owner file keyed by the new cgroup's id, must not take it for a dead recorder's.
+    const claim = claimFile(path);
+    writeFileSync(claim, owner, { mode: 0o600 });
+    try {
+      try {
+        mkdirSync(path, { mode: 0o755 });
+      } catch (err) {
+        throw new EsrError(`cannot create cgroup ${path}: ${errorMessage(err)}`);
+      }
+      const slice = new CgroupSlice(path, statSync(path, { bigint: true }).ino);
+      writeFileSync(slice.ownerFile, owner, { mode: 0o600 });
+      return slice;
+    } finally {
+      unlinkSync(claim);
+    }
   }
 
   private get ownerFile(): string {
@@ -195,7 +204,7 @@ export function removeStaleSlices(root: CgroupRoot): string[] {
     const owner = join(OWNERS_DIR, String(id));
     // Not only its own owner: another recorder's root_path may lie inside this one's, and its live
     // slices below this directory must not be killed with it.
-    if (ownerAlive(owner) || hasLiveSliceBelow(path)) continue;
+    if (isLiveSlice(path, id) || hasLiveSliceBelow(path)) continue;
     try {
       killCgroup(path);
       removeCgroupTree(path);
@@ -213,13 +222,26 @@ function hasLiveSliceBelow(path: string, depth = 0): boolean {
   if (depth >= 16) return false;
   for (const child of childCgroups(path)) {
     try {
-      if (ownerAlive(join(OWNERS_DIR, String(statSync(child, { bigint: true }).ino)))) return true;
+      if (isLiveSlice(child, statSync(child, { bigint: true }).ino)) return true;
     } catch {
       continue;
     }
     if (hasLiveSliceBelow(child, depth + 1)) return true;
   }
   return false;
+}
+
+/** The file a recorder writes while it creates the slice at `path`, before the slice has an id. */
+function claimFile(path: string): string {
+  return join(OWNERS_DIR, `creating-${basename(path)}`);
+}
+
+/**
+ * Whether a live recorder owns the cgroup: the claim is read first, since its creator removes it
+ * only after writing the owner file keyed by the id.
+ */
+function isLiveSlice(path: string, id: bigint): boolean {
+  return ownerAlive(claimFile(path)) || ownerAlive(join(OWNERS_DIR, String(id)));
 }
 
 function ownerAlive(ownerFile: string): boolean {

@@ -1,7 +1,8 @@
 /** CgroupSlice on the real cgroup2 hierarchy, under a root_path of its own. */
 import { afterAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdirSync, readFileSync, rmdirSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { processStat } from "../../lib/sys/proc.ts";
 import {
   CgroupSlice,
   OWNERS_DIR,
@@ -84,6 +85,23 @@ describe("removeStaleSlices", () => {
     expect(existsSync(live.path)).toBe(true);
     expect(existsSync(stale.path)).toBe(false);
     live.remove();
+  });
+
+  test("a slice another recorder is creating (claimed, no owner by id yet) is not taken for a dead one's", () => {
+    prepareCgroupRoot(root);
+    // The state between a recorder's mkdir and its owner file: only the claim names it.
+    const creating = join(slicesParent(root), "being-created");
+    const claim = join(OWNERS_DIR, "creating-being-created");
+    writeFileSync(claim, `${process.pid} ${processStat(process.pid)?.startTime} ${creating}\n`);
+    mkdirSync(creating);
+    try {
+      expect(removeStaleSlices(root)).toEqual([]);
+      expect(existsSync(creating)).toBe(true);
+    } finally {
+      rmSync(claim);
+    }
+    // Once the claim is gone and no owner file appeared, it is an abandoned slice.
+    expect(removeStaleSlices(root)).toEqual([creating]);
   });
 
   test("never looks outside its own root_path", () => {
