@@ -70,6 +70,7 @@ if [ $status -eq 0 ] && ! grep -q '^FAIL' "$WORK/check.out" && grep -q '^ok .*co
 else
   fail check "exit $status: $(grep -v '^ok' "$WORK/check.out" | head -3 | tr '\n' ' ')"
 fi
+echo "esr-matrix: session filter: $(sed -n 's/^ok *session filter *//p' "$WORK/check.out")"
 
 # One session of the non-root user (each esr start costs seconds under software emulation): an
 # obfuscated pipeline, a script, a failed exec, an exec of a memfd, connects (refused on loopback,
