@@ -106,9 +106,11 @@ initrd() {
   local fs=$work/initramfs lib
   mkdir -p "$fs"/{bin,sbin,etc,proc,sys,dev,tmp,root,home/tester,cgroup2}
   cp /bin/busybox "$fs/bin/busybox"
-  for applet in $(/bin/busybox --list); do [ -e "$fs/bin/$applet" ] || ln -s busybox "$fs/bin/$applet"; done
+  # esr starts another user's command through util-linux's setpriv; busybox's lacks --reuid.
+  for applet in $(/bin/busybox --list | grep -vx -e setpriv -e busybox); do ln -s busybox "$fs/bin/$applet"; done
   cp "$esr" "$fs/esr"
-  for lib in $(ldd "$esr" | grep -o '/[^ ]*'); do mkdir -p "$fs$(dirname "$lib")" && cp -L "$lib" "$fs$lib"; done
+  cp /usr/bin/setpriv "$fs/bin/setpriv"
+  for lib in $(ldd "$esr" /usr/bin/setpriv | awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\// && $2 ~ /^\(/ {print $1}' | sort -u); do mkdir -p "$fs$(dirname "$lib")" && cp -L "$lib" "$fs$lib"; done
   cp "$work/helper" "$here/checks.sh" "$fs/" && cp "$here/init" "$fs/init" && chmod 755 "$fs/init" "$fs/helper"
   printf 'root:x:0:0:root:/root:/bin/sh\ntester:x:1000:1000:tester:/home/tester:/bin/sh\n' > "$fs/etc/passwd"
   printf 'root:x:0:\ntester:x:1000:\n' > "$fs/etc/group"
@@ -125,8 +127,9 @@ report() {
     case $line in
       "esr-matrix: PASS "*) passed=$((passed + 1)); echo "$label  PASS  ${line#esr-matrix: PASS }" ;;
       "esr-matrix: FAIL "*) failed=$((failed + 1)); echo "$label  FAIL  ${line#esr-matrix: FAIL }" ;;
+      *) echo "$label        ${line#esr-matrix: }" ;;
     esac
-  done < <(tr -d '\r' < "$out" | grep -ao 'esr-matrix: \(PASS\|FAIL\) .*')
+  done < <(tr -d '\r' < "$out" | grep -ao 'esr-matrix: \(PASS\|FAIL\|session\|KERNEL\) .*')
   if ! tr -d '\r' < "$out" | grep -aq 'esr-matrix: DONE'; then
     failed=$((failed + 1))
     echo "$label  FAIL  run: did not finish; last console lines:"

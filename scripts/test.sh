@@ -34,5 +34,18 @@ if [ "$passed" = 0 ] && [ "$failed" = 0 ]; then failed=1; fi
 passed=$((passed + static_passed))
 failed=$((failed + static_failed))
 [ "$static_failed" -gt 0 ] && status=1
+
+# The kernel matrix: the end-to-end checks on Debian's kernels under qemu and on this kernel, each
+# check counted. Only in a whole run: arguments select bun tests.
+if [ $# -eq 0 ]; then
+  mlog=$(mktemp)
+  bash scripts/kernel-matrix.sh 2>&1 | tee "$mlog"
+  [ "${PIPESTATUS[0]}" -ne 0 ] && status=1
+  counts=$(sed -n 's/^kernel-matrix: \([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p' "$mlog" | tail -1)
+  rm -f "$mlog"
+  if [ -z "$counts" ]; then counts="0 1" status=1; fi
+  passed=$((passed + ${counts% *}))
+  failed=$((failed + ${counts#* }))
+fi
 echo "$passed passed, $failed failed"
 exit "$status"

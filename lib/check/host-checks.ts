@@ -3,6 +3,7 @@ import { existsSync } from "node:fs";
 import { release } from "node:os";
 import { EVENT_KINDS, type EsrConfig } from "../config/config.ts";
 import { EsrError, errorMessage } from "../errors.ts";
+import { libbpf } from "../kernel/libbpf.ts";
 import { KernelTracer } from "../kernel/tracer.ts";
 import { sshdChecks, type SshdCheckOptions } from "./sshd-checks.ts";
 
@@ -45,9 +46,30 @@ function rootItem(): CheckItem {
   };
 }
 
+const BPF_MAP_TYPE_RINGBUF = 27;
+
+/** Asks the kernel (it needs root): a distribution kernel may have ring buffers backported, or not. */
+function ringBufferItem(): CheckItem {
+  const ok = libbpf().libbpf_probe_bpf_map_type(BPF_MAP_TYPE_RINGBUF, null) === 1;
+  return {
+    name: "ring buffer",
+    ok,
+    detail: ok
+      ? "BPF ring buffers available"
+      : "this kernel cannot create BPF ring buffers (BPF_MAP_TYPE_RINGBUF, Linux 5.8+): boot a newer kernel",
+  };
+}
+
+/** The requirements in order; past a failed one, the next cannot be asked. */
+function requirementItems(): CheckItem[] {
+  const items = [kernelItem(), btfItem(), rootItem()];
+  if (items.every((i) => i.ok)) items.push(ringBufferItem());
+  return items;
+}
+
 /** Throws the first unmet requirement, as one line. */
 export function requireRecordingHost() {
-  for (const item of [rootItem(), kernelItem(), btfItem()]) if (!item.ok) throw new EsrError(item.detail);
+  for (const item of requirementItems()) if (!item.ok) throw new EsrError(item.detail);
 }
 
 /**
@@ -55,7 +77,7 @@ export function requireRecordingHost() {
  * when sshd is installed, whether its logins reach esr pam.
  */
 export function hostChecks(config: EsrConfig, sshd: SshdCheckOptions = {}): CheckItem[] {
-  const items = [kernelItem(), btfItem(), rootItem()];
+  const items = requirementItems();
   if (!items.every((i) => i.ok)) return items;
   const er = config.enhancedRecording;
   let tracer: KernelTracer | undefined;

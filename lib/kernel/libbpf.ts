@@ -34,6 +34,7 @@ const libbpfSymbols = {
   libbpf_set_print: { args: ["function"], returns: "ptr" },
   libbpf_num_possible_cpus: { args: [], returns: "i32" },
   libbpf_probe_bpf_helper: { args: ["u32", "u32", "ptr"], returns: "i32" },
+  libbpf_probe_bpf_map_type: { args: ["u32", "ptr"], returns: "i32" },
   bpf_object__open_mem: { args: ["ptr", "u64", "ptr"], returns: "ptr" },
   bpf_object__load: { args: ["ptr"], returns: "i32" },
   bpf_object__close: { args: ["ptr"], returns: "void" },
@@ -62,7 +63,8 @@ let loaded: Libbpf | undefined;
 /** The last lines libbpf logged (verifier output, CO-RE failures): shown when a load fails. */
 const logTail: string[] = [];
 const LOG_TAIL_LINES = 40;
-const logBuffer = new Uint8Array(1024);
+// A refused program's whole verifier log arrives in one call; its reason is at the end.
+const logBuffer = new Uint8Array(64 * 1024);
 
 // libbpf calls this synchronously, inside whichever libbpf call logs; it must outlive every call.
 const printCallback = new JSCallback(
@@ -72,8 +74,10 @@ const printCallback = new JSCallback(
       .decode(logBuffer.subarray(0, Math.min(Math.max(n, 0), logBuffer.length - 1)))
       .trimEnd();
     if (process.env.ESR_DEBUG) process.stderr.write(`libbpf: ${line}\n`);
-    if (level <= 1 || logTail.length < LOG_TAIL_LINES) logTail.push(line);
-    if (logTail.length > LOG_TAIL_LINES) logTail.shift();
+    for (const part of line.split("\n")) {
+      if (level <= 1 || logTail.length < LOG_TAIL_LINES) logTail.push(part);
+      if (logTail.length > LOG_TAIL_LINES) logTail.shift();
+    }
     return 0;
   },
   { args: ["i32", "ptr", "ptr"], returns: "i32" },
@@ -92,6 +96,22 @@ export function libbpf(): Libbpf {
 export function libbpfLogSummary(): string {
   const interesting = logTail.filter((l) => /error|fail|invalid|denied|not found|unknown/i.test(l));
   return (interesting.length ? interesting : logTail).slice(-3).join(" | ");
+}
+
+/**
+ * The program the kernel refused in the last load, and the verifier's reason (the last line of
+ * its log before the statistics), from what libbpf logged.
+ */
+export function refusedProgram(): { name: string; reason: string } | undefined {
+  const failed = logTail.findLastIndex((l) => /prog '\w+': BPF program load failed/.test(l));
+  if (failed < 0) return undefined;
+  const name = /prog '(\w+)'/.exec(logTail[failed]!)![1]!;
+  const end = logTail.findIndex((l, i) => i > failed && l.includes("-- END PROG LOAD LOG --"));
+  const verifier = logTail.slice(failed + 1, end < 0 ? undefined : end);
+  const reason = verifier.findLast(
+    (l) => l.trim() && !/BEGIN PROG LOAD LOG|^verification time|^stack depth|^processed \d+ insns/.test(l),
+  );
+  return { name, reason: (reason ?? logTail[failed]!).trim() };
 }
 
 export function clearLibbpfLog() {

@@ -5,11 +5,12 @@
  * a session costs a map update, never a program load (docs/contract.md §7).
  */
 import { readFileSync } from "node:fs";
+import { release } from "node:os";
 import { toArrayBuffer, type Pointer } from "bun:ffi";
 import { KINDS, EVENT_KINDS, noLoss, type EventKind, type LostCounts } from "../events/kinds/index.ts";
 import { bpfObject } from "./embedded.ts";
 import { EsrError } from "../errors.ts";
-import { check, checkPtr, clearLibbpfLog, cString, libbpf, libbpfLogSummary } from "./libbpf.ts";
+import { check, checkPtr, clearLibbpfLog, cString, libbpf, libbpfLogSummary, refusedProgram } from "./libbpf.ts";
 import { strerror } from "../sys/libc.ts";
 import { SESSION_VALUE_SIZE, decodeSessionValue, encodeSessionValue } from "./session-map.ts";
 
@@ -180,10 +181,17 @@ function kindOf(program: string): EventKind {
 }
 
 function loadError(kinds: readonly EventKind[], err: number): EsrError {
-  const why = strerror(err);
+  if (err === 1 || err === 13)
+    return new EsrError(`cannot load the BPF programs: ${strerror(err)} (esr must run as root, with BPF allowed)`);
+  const refused = refusedProgram();
+  if (refused) {
+    const kind = EVENT_KINDS.find((k) => refused.name.startsWith(`${k}_`));
+    return new EsrError(
+      `this kernel (${release()}) refused esr's BPF program ${refused.name}${kind ? ` (${kind} events)` : ""}: ${refused.reason}; esr cannot record here`,
+    );
+  }
   const detail = libbpfLogSummary();
-  const hint = err === 1 || err === 13 ? " (esr must run as root, with BPF allowed)" : "";
   return new EsrError(
-    `cannot load the BPF programs for ${kinds.join(", ")} events: ${why}${hint}${detail ? `; libbpf: ${detail}` : ""}`,
+    `cannot load the BPF programs for ${kinds.join(", ")} events: ${strerror(err)}${detail ? `; libbpf: ${detail}` : ""}`,
   );
 }

@@ -29,19 +29,22 @@ pass() { echo "esr-matrix: PASS $1"; }
 fail() { echo "esr-matrix: FAIL $1: $2"; }
 
 # rec NAME CONFIG LOGIN COMMAND: records `sh -c COMMAND` with every event kind; its events (JSON
-# lines) land in $WORK/NAME.json. Returns non-zero, with the reason in $WORK/NAME.why, when esr
-# did not record.
+# lines) land in $WORK/NAME.json; why esr did not record, if it did not, in $WORK/NAME.why.
 rec() {
   out=$WORK/$1.json
+  t0=$(date +%s)
   "$ESR" record --config "$2" --data-dir "$data" --login "$3" --events command,disk,network -- sh -c "$4" \
     > "$WORK/$1.out" 2> "$WORK/$1.err" < /dev/null
+  echo $? > "$WORK/$1.status"
   sid=$(sed -n 's/^esr: session \([0-9a-f-]*\)$/\1/p' "$WORK/$1.err")
   if [ -z "$sid" ]; then
     echo "no session: $(grep -v '^esr: session' "$WORK/$1.err" | head -3 | tr '\n' ' ')" > "$WORK/$1.why"
     : > "$out"
-    return 1
+    return
   fi
-  "$ESR" replay "$sid" --data-dir "$data" --format json > "$out" 2> "$WORK/$1.why" || return 1
+  "$ESR" replay "$sid" --data-dir "$data" --format json > "$out" 2> "$WORK/$1.why"
+  status=$?
+  echo "esr-matrix: session $1: exit $(cat "$WORK/$1.status"), $(wc -l < "$out") events, replay exit $status, $(($(date +%s) - t0)) s"
 }
 
 # has NAME CHECK PATTERN...: PASS when one event of session NAME matches every pattern.
@@ -50,7 +53,8 @@ has() {
   shift 2
   lines=$(cat "$WORK/$name.json")
   for p in "$@"; do lines=$(printf '%s\n' "$lines" | grep -F -e "$p"); done
-  if [ -n "$lines" ]; then pass "$check"; else fail "$check" "no event with $* in session $name$(cat "$WORK/$name.why" 2>/dev/null | head -1 | sed 's/^/: /')"; fi
+  [ -n "$lines" ] && { pass "$check"; return; }
+  fail "$check" "no event with $* in session $name$(cat "$WORK/$name.why" "$WORK/$name.err" 2>/dev/null | grep -v '^esr: session' | head -2 | tr '\n' ' ' | sed 's/^/: /')"
 }
 
 cmd='"event":"session.command"'
@@ -66,42 +70,57 @@ if [ $status -eq 0 ] && ! grep -q '^FAIL' "$WORK/check.out" && grep -q '^ok .*co
 else
   fail check "exit $status: $(grep -v '^ok' "$WORK/check.out" | head -3 | tr '\n' ' ')"
 fi
+echo "esr-matrix: session filter: $(sed -n 's/^ok *session filter *//p' "$WORK/check.out")"
 
-# An obfuscated pipeline, a script, a failed exec, an exec of a memfd.
+# One session of the non-root user (each esr start costs seconds under software emulation): an
+# obfuscated pipeline, a script, a failed exec, an exec of a memfd, connects (refused on loopback,
+# but the SYN went out), opens (successful and failed), and a setsid child still running when the
+# session's command exits.
 encoded=$(printf '/bin/echo obf-marker' | base64)
 printf '#!/bin/sh\n/bin/echo script-marker\n' > "$WORK/script.sh"
 chmod 755 "$WORK/script.sh"
 echo open-marker > "$WORK/open-marker"
 chmod 644 "$WORK/open-marker"
-rec execs "$WORK/esr.yaml" "$LOGIN" "echo $encoded | base64 -d | sh; $WORK/script.sh; /no/such/file arg1; \"$HELPER\" fexecve $(readlink -f /bin/echo) echo memfd-marker"
-has execs pipeline "$cmd" '"argv":["-d"]' '"return_code":0'
-has execs pipeline-decoded "$cmd" '"path":"/bin/echo"' '"argv":["obf-marker"]'
-has execs script "$cmd" "\"path\":\"$WORK/script.sh\""
-has execs script-command "$cmd" '"argv":["script-marker"]'
-has execs failed-exec "$cmd" '"path":"/no/such/file"' '"argv":["arg1"]' '"return_code":-2'
-has execs memfd-exec "$cmd" '"path":"/dev/fd/' '"argv":["memfd-marker"]'
+rec user "$WORK/esr.yaml" "$LOGIN" "echo $encoded | base64 -d | sh; $WORK/script.sh; /no/such/file arg1
+  \"$HELPER\" fexecve $(readlink -f /bin/echo) echo memfd-marker
+  \"$HELPER\" connect 127.0.0.1 9; \"$HELPER\" connect ::1 9; cat $WORK/open-marker; cat /no/such/open
+  setsid sh -c 'sleep 2; /bin/echo linger-marker' & exit 0"
+has user pipeline "$cmd" '"argv":["-d"]' '"return_code":0'
+has user pipeline-decoded "$cmd" '"path":"/bin/echo"' '"argv":["obf-marker"]'
+has user script "$cmd" "\"path\":\"$WORK/script.sh\""
+has user script-command "$cmd" '"argv":["script-marker"]'
+has user failed-exec "$cmd" '"path":"/no/such/file"' '"argv":["arg1"]' '"return_code":-2'
+has user memfd-exec "$cmd" '"exe":"/memfd:esr-matrix' '"argv":["memfd-marker"]'
+has user connect-ipv4 "$net" '"dst_addr":"127.0.0.1"' '"dst_port":9' '"version":4'
+has user connect-ipv6 "$net" '"dst_addr":"::1"' '"dst_port":9' '"version":6'
+has user open "$disk" "\"path\":\"$WORK/open-marker\"" '"program":"cat"'
+has user open-failed "$disk" '"path":"/no/such/open"' '"return_code":-2'
+has user setsid-linger "$cmd" '"argv":["linger-marker"]'
 
 # Moving itself into a child cgroup of the slice (root may; the session is the slice's ancestor).
 rec child-cgroup "$WORK/esr.yaml" root "d=$cgroup\$(sed -n 's/^0:://p' /proc/self/cgroup); mkdir \$d/hideout && echo \$\$ > \$d/hideout/cgroup.procs && /bin/echo child-cgroup-marker"
 has child-cgroup child-cgroup "$cmd" '"argv":["child-cgroup-marker"]'
 
-# A setsid child still running when the session's command exits.
-rec linger "$WORK/esr.yaml" "$LOGIN" "setsid sh -c 'sleep 2; /bin/echo linger-marker' & exit 0"
-has linger setsid-linger "$cmd" '"argv":["linger-marker"]'
-
-# Connects (refused on loopback, but the SYN went out) and opens, successful and failed.
-rec io "$WORK/esr.yaml" "$LOGIN" "\"$HELPER\" connect 127.0.0.1 9; \"$HELPER\" connect ::1 9; cat $WORK/open-marker; cat /no/such/open"
-has io connect-ipv4 "$net" '"dst_addr":"127.0.0.1"' '"dst_port":9' '"version":4'
-has io connect-ipv6 "$net" '"dst_addr":"::1"' '"dst_port":9' '"version":6'
-has io open "$disk" "\"path\":\"$WORK/open-marker\"" '"program":"cat"'
-has io open-failed "$disk" '"path":"/no/such/open"' '"return_code":-2'
-
-# An open storm into the tiniest rings: the loss is counted, in session.end and in esr ls.
+# The tiniest rings, and a recorder that stops reading (SIGSTOP) while the session opens a long
+# path 2000 times (≈ 8 MB of events for a 256 KiB ring): the loss is counted, in session.end and
+# in esr ls.
 long=$WORK
 for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15; do long=$long/$(printf '%0250d' 0); done
-rec loss "$WORK/tiny.yaml" "$LOGIN" "\"$HELPER\" opens 200000 $long"
-if grep '"event":"session.end"' "$WORK/loss.json" | grep -q '"disk":[1-9]'; then pass loss-counted; else fail loss-counted "session.end: $(grep -o '"lost_events":{[^}]*}' "$WORK/loss.json" || cat "$WORK/loss.why")"; fi
+mkdir -m 777 "$WORK/flags"
+"$ESR" record --config "$WORK/tiny.yaml" --data-dir "$data" --login "$LOGIN" --events command,disk,network -- sh -c \
+  "while [ ! -e $WORK/flags/go ]; do sleep 0.1; done; \"$HELPER\" opens 2000 $long; touch $WORK/flags/done" \
+  > "$WORK/loss.out" 2> "$WORK/loss.err" < /dev/null &
+recorder=$!
+while ! grep -q '^esr: session' "$WORK/loss.err" && kill -0 $recorder 2> /dev/null; do sleep 0.1; done
+kill -STOP $recorder
+touch "$WORK/flags/go"
+waited=0
+while [ ! -e "$WORK/flags/done" ] && [ $waited -lt 1200 ]; do sleep 0.1; waited=$((waited + 1)); done
+kill -CONT $recorder
+wait $recorder
 sid=$(sed -n 's/^esr: session \([0-9a-f-]*\)$/\1/p' "$WORK/loss.err")
+[ -n "$sid" ] && "$ESR" replay "$sid" --data-dir "$data" --format json > "$WORK/loss.json" 2> "$WORK/loss.why"
+if grep '"event":"session.end"' "$WORK/loss.json" | grep -q '"disk":[1-9]'; then pass loss-counted; else fail loss-counted "session.end: $(grep -o '"lost_events":{[^}]*}' "$WORK/loss.json" || head -2 "$WORK/loss.err" "$WORK/loss.why")"; fi
 if [ -n "$sid" ] && "$ESR" ls --data-dir "$data" --json | grep -F "\"sid\":\"$sid\"" | grep -Eq '"lost":\{"command":[0-9]+,"disk":[1-9]'; then pass loss-listed; else fail loss-listed "esr ls --json does not show the session's lost disk events"; fi
 
 # A kernel esr cannot record on: no BTF (hidden in a private mount namespace, as if the kernel had

@@ -2,12 +2,13 @@
 /*
  * What the kernel-matrix checks need and busybox cannot do, built static so it runs in the
  * initramfs and on the host alike:
- *   helper fexecve FILE ARG0 [ARG...]   copy FILE into a memfd and execute that (execveat of an fd)
+ *   helper fexecve FILE ARG0 [ARG...]   copy FILE into a memfd and execute that (fexecve)
  *   helper connect ADDR PORT            one TCP connect (IPv4 or IPv6); refused is fine, the SYN went out
  *   helper opens N PATH                 N opens of PATH as fast as possible (overflows the disk ring)
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -25,14 +26,18 @@ static int usage(void)
 	return 2;
 }
 
-static int run_fexecve(int argc, char **argv)
+static int run_fexecve(char **argv)
 {
 	int src = open(argv[2], O_RDONLY | O_CLOEXEC);
 	int mem = memfd_create("esr-matrix", MFD_CLOEXEC);
 	struct stat st;
 
-	if (src < 0 || mem < 0 || fstat(src, &st) < 0) {
-		perror("helper fexecve");
+	if (src < 0 || fstat(src, &st) < 0) {
+		perror(argv[2]);
+		return 1;
+	}
+	if (mem < 0) {
+		perror("helper fexecve: memfd_create");
 		return 1;
 	}
 	for (off_t done = 0; done < st.st_size;) {
@@ -42,9 +47,18 @@ static int run_fexecve(int argc, char **argv)
 			return 1;
 		}
 	}
-	(void)argc;
 	extern char **environ;
+	char proc_path[64];
+
 	fexecve(mem, &argv[3], environ);
+	/*
+	 * Debian 11's 5.10.223 fails execveat(fd, "", AT_EMPTY_PATH) of a memfd with ENOENT (seen;
+	 * that attempt is recorded as a failed exec); the fd's /proc path runs the same memfd.
+	 */
+	if (errno == ENOENT) {
+		snprintf(proc_path, sizeof(proc_path), "/proc/self/fd/%d", mem);
+		execve(proc_path, &argv[3], environ);
+	}
 	perror("helper fexecve");
 	return 1;
 }
@@ -78,7 +92,7 @@ static int run_opens(long n, const char *path)
 int main(int argc, char **argv)
 {
 	if (argc >= 4 && !strcmp(argv[1], "fexecve"))
-		return run_fexecve(argc, argv);
+		return run_fexecve(argv);
 	if (argc == 4 && !strcmp(argv[1], "connect"))
 		return run_connect(argv[2], argv[3]);
 	if (argc == 4 && !strcmp(argv[1], "opens"))
