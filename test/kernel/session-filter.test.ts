@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { CgroupSlice, prepareCgroupRoot, slicesParent } from "../../lib/sys/cgroup-slice.ts";
-import { decodeExec, type KernelExec } from "../../lib/kernel/decode.ts";
+import { commandKind, type KernelExec } from "../../lib/events/kinds/command.ts";
 import { ProgramSet } from "../../lib/kernel/program-set.ts";
 import { RingReader } from "../../lib/kernel/ring-reader.ts";
 
@@ -28,7 +28,7 @@ for (const ancestorHelper of [true, false]) {
         bufferPages: { command: 8, disk: 8, network: 8 },
         ancestorHelper,
       });
-      reader = new RingReader(programs.ringFds.get("command")!, (bytes) => records.push(decodeExec(bytes)));
+      reader = new RingReader(programs.ringFds.get("command")!, (bytes) => records.push(commandKind.decode(bytes)));
       slice = CgroupSlice.create(root, "filter");
       programs.addSession(slice.id, ["command"]);
     });
