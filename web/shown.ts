@@ -11,9 +11,8 @@
  */
 import type { AuditEvent } from "../lib/events/schema.ts";
 import { ScreenText } from "../lib/replay/screen-text.ts";
+import { OUTPUT_LAG_MS } from "./timeline-codes.ts";
 
-/** Output timing is per burst of up to 10 ms: an echoed line may be stamped just after the exec it led to. */
-const BURST_SLACK_MS = 10;
 /** Lines looked at per exec, newest first: bounds the work on a session that prints one word a million times. */
 const MAX_CANDIDATES = 64;
 
@@ -77,7 +76,7 @@ export function neverShown(execs: AuditEvent[], frames: TimedBytes[], msOf: (e: 
   const sorted = [...execs].sort((a, b) => msOf(a) - msOf(b));
   let f = 0;
   for (const e of sorted) {
-    const until = msOf(e) + BURST_SLACK_MS;
+    const until = msOf(e) + OUTPUT_LAG_MS;
     while (f < frames.length && frames[f]!.ms <= until) addLines(screen.write(frames[f++]!.bytes));
     const [program, ...args] = typedForm(e);
     const candidates = (program && byWord.get(program)) || [];

@@ -5,6 +5,7 @@
  * queries. Seeking back redraws from the start; forward writes only what is new.
  */
 import { Terminal } from "@xterm/xterm";
+import { OUTPUT_LAG_MS } from "../timeline-codes.ts";
 
 export interface Frames {
   ms: number[];
@@ -52,7 +53,7 @@ export class Player {
 
   /** Shows the screen as it was at `ms`. */
   show(ms: number) {
-    const k = lastAtOrBefore(this.frames.ms, ms) + 1;
+    const k = lastAtOrBefore(this.frames.ms, ms + OUTPUT_LAG_MS) + 1;
     if (k === this.written) return;
     if (k < this.written) {
       this.term.reset();
