@@ -160,7 +160,7 @@ export async function serve(opts: ServeOptions) {
     }
     if (parts[0] === "sessions" && parts.length >= 2) {
       const sid = sidOf(parts[1]);
-      if (!opts.source.sessions().some((s) => s.sid === sid)) throw new HttpError(404, "no such session");
+      if (!opts.source.sessionVersion(sid)) throw new HttpError(404, "no such session");
       const view = views.get(sid);
       if (parts.length === 2)
         return {

@@ -24,7 +24,7 @@ export interface RecordedSessionData {
 export interface EventSource {
   /** Every session, newest first. */
   sessions(): SessionSummary[];
-  /** Changes whenever a session's recording does (a running session grows). */
+  /** Changes whenever a session's recording does (a running session grows); empty for an unknown session. */
   sessionVersion(sid: string): string;
   session(sid: string): RecordedSessionData;
   /** The audit log's files, newest day first, each with the day it holds (YYYY-MM-DD). */
@@ -33,18 +33,27 @@ export interface EventSource {
 
 export function fileSource(dataDir: string): EventSource {
   const sessionsDir = () => AuditLog.read(dataDir).sessionsDir;
+  /** Names, sizes and times of the files whose names start with `prefix`: changes when any of them does. */
+  const version = (prefix: string) => {
+    const dir = sessionsDir();
+    return readdirSync(dir)
+      .filter((name) => name.startsWith(prefix))
+      .sort()
+      .map((name) => {
+        const st = statSync(join(dir, name));
+        return `${name}:${st.size}:${st.mtimeMs}`;
+      })
+      .join("|");
+  };
+  // Listing counts every session's events: done again only when a recording changed.
+  let listed: { version: string; sessions: SessionSummary[] } | undefined;
   return {
-    sessions: () => listSessions(dataDir),
-    sessionVersion(sid) {
-      const dir = sessionsDir();
-      return readdirSync(dir)
-        .filter((name) => name.startsWith(sid))
-        .map((name) => {
-          const st = statSync(join(dir, name));
-          return `${name}:${st.size}:${st.mtimeMs}`;
-        })
-        .join("|");
+    sessions() {
+      const now = version("");
+      if (listed?.version !== now) listed = { version: now, sessions: listSessions(dataDir) };
+      return listed.sessions;
     },
+    sessionVersion: version,
     session(sid) {
       const files = SessionFiles.open(dataDir, sid);
       const events = files.events();

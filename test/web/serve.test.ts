@@ -129,6 +129,34 @@ describe("esr serve: access", () => {
     expect(await page.text()).not.toMatch(/<script(?![^>]*\bsrc=)[^>]*>/);
   });
 
+  test("with a certificate and key it serves HTTPS, and the cookie is Secure", async () => {
+    const dir = tempDir();
+    const openssl = Bun.spawnSync(
+      ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1"].concat([
+        "-keyout",
+        `${dir}/key.pem`,
+        "-out",
+        `${dir}/cert.pem`,
+      ]),
+    );
+    expect(openssl.exitCode).toBe(0);
+    const tls = await startServe(dataDir, ["--tls-cert", `${dir}/cert.pem`, "--tls-key", `${dir}/key.pem`]);
+    try {
+      expect(tls.url).toStartWith("https://");
+      const res = await fetch(`${tls.url}/api/login`, {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ token: tls.token }),
+        tls: { rejectUnauthorized: false },
+      });
+      expect(res.status).toBe(200);
+      expect(res.headers.get("set-cookie")).toMatch(/; HttpOnly; SameSite=Strict;.*; Secure$/);
+      expect(res.headers.get("strict-transport-security")).toContain("max-age=");
+    } finally {
+      await tls.stop();
+    }
+  });
+
   test("bad options are one line and a usage exit", async () => {
     const bad = Bun.spawnSync([ESR, "serve", "--data-dir", dataDir, "--listen", "nowhere"]);
     expect(bad.exitCode).toBe(2);
