@@ -76,9 +76,26 @@ export interface SearchPage {
   scanned: number;
 }
 
+/**
+ * Strings a stored line must contain to match: the writer's JSON.stringify escapes character by
+ * character, so a value (or a piece of one) appears in the line exactly as JSON.stringify spells it.
+ */
+function needles(f: SearchFilter, events: string[] | undefined): string[] {
+  const json = (v: string) => JSON.stringify(v);
+  return [
+    events?.length === 1 && `"event":${json(events[0]!)}`,
+    f.sid && json(f.sid),
+    f.user && json(f.user),
+    f.host && `"server_hostname":${json(f.host)}`,
+    f.program && `"program":${json(f.program)}`,
+    f.text && json(f.text).slice(1, -1),
+  ].filter((n): n is string => Boolean(n));
+}
+
 /** Events `offset`… of the matches, newest first; stops reading as soon as the page is full. */
 export function searchAuditLog(source: EventSource, f: SearchFilter, offset: number, limit: number): SearchPage {
   const events = f.type ? (TYPE_EVENTS[f.type] ?? [f.type]) : undefined;
+  const required = needles(f, events);
   const fromDay = f.from === undefined ? "" : new Date(f.from).toISOString().slice(0, 10);
   const toDay = f.to === undefined ? "\uffff" : new Date(f.to).toISOString().slice(0, 10);
   const found: AuditEvent[] = [];
@@ -90,7 +107,7 @@ export function searchAuditLog(source: EventSource, f: SearchFilter, offset: num
     for (let i = lines.length - 1; i >= 0; i--) {
       const line = lines[i]!;
       // Cheap tests on the raw line first: most lines of a big log fail them.
-      if (!line || (f.sid && !line.includes(f.sid))) continue;
+      if (!line || !required.every((n) => line.includes(n))) continue;
       scanned++;
       let e: AuditEvent;
       try {

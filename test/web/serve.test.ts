@@ -59,9 +59,8 @@ async function loggedIn(): Promise<Page> {
 /** Waits until the terminal widget shows `text`; says what it shows instead. */
 async function screenShows(page: Page, text: string) {
   try {
-    await page.waitForFunction((t) => document.querySelector(".xterm-rows")?.textContent?.includes(t), text, {
-      timeout: 10000,
-    });
+    const js = `document.querySelector(".xterm-rows")?.textContent?.includes(${JSON.stringify(text)})`;
+    await page.waitForFunction(js, undefined, { timeout: 10000 });
   } catch {
     throw new Error(
       `the terminal never showed ${JSON.stringify(text)}; it shows ${JSON.stringify(await page.locator(".xterm-rows").textContent())}`,
@@ -216,7 +215,7 @@ describe("esr serve: in the browser", () => {
     const json = JSON.parse((await page.locator("tr.detail pre.json").first().textContent())!);
     expect(json).toMatchObject({ event: "session.command", sid: shellSid, argv: ["decoded-secret"] });
     await page.locator("a.open-in-session").first().click();
-    await page.waitForFunction(() => document.querySelector("#event-json")?.textContent?.includes("decoded-secret"));
+    await page.waitForFunction(`document.querySelector("#event-json")?.textContent?.includes("decoded-secret")`);
     expect(await page.locator(".event-list .row.selected .what").textContent()).toContain("/bin/echo decoded-secret");
 
     await page.goto(`${server.url}/search?type=network&q=decoded-secret`);
@@ -229,7 +228,7 @@ describe("esr serve: in the browser", () => {
 describe("esr serve: hostile sessions", () => {
   /** Nothing ran, nothing was added to the page, and the title is the page's own. */
   async function untouched(page: Page) {
-    expect(await page.evaluate(() => (window as unknown as { __pwned?: unknown }).__pwned)).toBeUndefined();
+    expect(await page.evaluate("window.__pwned")).toBeUndefined();
     expect(await page.title()).toBe("esr");
     expect(await page.locator("img").count()).toBe(0);
     expect(await page.locator('a[href^="javascript"]').count()).toBe(0);
