@@ -2,7 +2,7 @@
  * The audit log page's search: every event of every session (the host's audit log, where print
  * events never go), filtered on the server, newest first, a page at a time.
  */
-import type { AuditEvent } from "../lib/events/schema.ts";
+import type { AuditEvent } from "../lib/events/audit-events.ts";
 import { EsrError } from "../lib/errors.ts";
 import type { EventSource } from "./source.ts";
 
@@ -52,8 +52,9 @@ export function parseSearchFilter(params: URLSearchParams): SearchFilter {
   };
 }
 
-function matches(e: AuditEvent, f: SearchFilter, events: string[] | undefined): boolean {
-  if (events && !events.includes(e.event)) return false;
+/** Stored events are filtered by their fields' names, whatever their kind (and whatever a damaged line holds). */
+function matches(e: Record<string, unknown>, f: SearchFilter, events: string[] | undefined): boolean {
+  if (events && !events.includes(String(e.event))) return false;
   if (f.sid && e.sid !== f.sid) return false;
   if (f.user && e.user !== f.user && e.login !== f.user) return false;
   if (f.host && e.server_hostname !== f.host) return false;
@@ -115,7 +116,7 @@ export function searchAuditLog(source: EventSource, f: SearchFilter, offset: num
       } catch {
         continue;
       }
-      if (!matches(e, f, events)) continue;
+      if (!matches(e as unknown as Record<string, unknown>, f, events)) continue;
       if (found.push(e) > offset + limit) return { events: found.slice(offset, offset + limit), more: true, scanned };
     }
   }

@@ -5,7 +5,7 @@
  * strings removed, the "never shown" execs, and the process tree. The page loads the index and the
  * output whole and the events in pages, so a session of 100k events never travels as one document.
  */
-import type { AuditEvent } from "../lib/events/schema.ts";
+import type { AuditEvent, SessionEndEvent } from "../lib/events/audit-events.ts";
 import { buildProcessTree, type ProcessNode } from "../lib/replay/process-tree.ts";
 import { commandText, destinationText, openText, returnCodeText, shellQuote } from "../lib/replay/text-format.ts";
 import { neverShown } from "./shown.ts";
@@ -66,7 +66,7 @@ export function eventText(e: AuditEvent): string {
   }
 }
 
-function lostCount(e: AuditEvent): number {
+function lostCount(e: SessionEndEvent): number {
   return Object.values((e.lost_events ?? {}) as Record<string, unknown>).reduce<number>(
     (n, v) => n + (typeof v === "number" ? v : 0),
     0,
@@ -104,11 +104,11 @@ export function buildSessionView(source: EventSource, sid: string): SessionView 
   for (const e of list) {
     let flags = 0;
     if (unseen.has(e.ei)) flags |= FLAG.unseen;
-    if (e.argv_truncated || e.path_truncated) {
+    if ((e.event === "session.command" && e.argv_truncated) || ("path_truncated" in e && e.path_truncated)) {
       flags |= FLAG.truncated;
       truncated++;
     }
-    if (typeof e.return_code === "number" && e.return_code < 0) flags |= FLAG.failed;
+    if ("return_code" in e && typeof e.return_code === "number" && e.return_code < 0) flags |= FLAG.failed;
     if (e.event === "session.end" && lostCount(e) > 0) flags |= FLAG.lost;
     index.ms.push(msOf(e));
     index.kind.push(KIND_OF[e.event] ?? KIND.session);

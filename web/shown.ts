@@ -9,7 +9,7 @@
  * (globs, aliases, variables) is not matched and shows as "never shown": the flag says "look",
  * not "malicious".
  */
-import type { AuditEvent } from "../lib/events/schema.ts";
+import type { SessionCommandEvent } from "../lib/events/kinds/index.ts";
 import { ScreenText } from "../lib/replay/screen-text.ts";
 import { OUTPUT_LAG_MS } from "./timeline-codes.ts";
 
@@ -34,7 +34,8 @@ function words(line: string): string[] {
 }
 
 /** What a user would have typed for an exec: the program then its arguments. */
-export function typedForm(e: AuditEvent): string[] {
+export function typedForm(e: SessionCommandEvent): string[] {
+  // Read from disk: the shapes are checked, not assumed.
   const argv = Array.isArray(e.argv) ? e.argv.map(String) : [];
   // A script runs as its interpreter with the script's path first: argv already starts with it.
   if (typeof e.interpreter === "string" && argv.length) return argv;
@@ -58,7 +59,11 @@ function holdsInOrder(text: string, from: number, args: string[]): boolean {
  * ran. `msOf` places an event on the output's clock; the session's own command (started by the
  * recorder, never typed) is left out by the caller.
  */
-export function neverShown(execs: AuditEvent[], frames: TimedBytes[], msOf: (e: AuditEvent) => number): Set<number> {
+export function neverShown(
+  execs: SessionCommandEvent[],
+  frames: TimedBytes[],
+  msOf: (e: SessionCommandEvent) => number,
+): Set<number> {
   const screen = new ScreenText();
   const lines: string[] = [];
   const byWord = new Map<string, number[]>();

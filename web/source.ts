@@ -8,7 +8,7 @@ import { dirname, join } from "node:path";
 import { AuditLog } from "../lib/store/file/audit-log.ts";
 import { SessionFiles } from "../lib/store/file/session-files.ts";
 import { listSessions, type SessionSummary } from "../lib/store/session-summary.ts";
-import type { AuditEvent } from "../lib/events/schema.ts";
+import type { AuditEvent } from "../lib/events/audit-events.ts";
 import { readTerminalRecording, type TerminalFrame } from "../lib/replay/terminal-frames.ts";
 
 export type { SessionSummary };

@@ -1,20 +1,35 @@
 /** "Shown vs ran" on terminal output shaped like a shell's: which execs never had their line on screen. */
 import { describe, expect, test } from "bun:test";
-import type { AuditEvent } from "../../lib/events/schema.ts";
+import type { SessionCommandEvent } from "../../lib/events/kinds/index.ts";
 import { neverShown } from "../../web/shown.ts";
 
-const exec = (ei: number, ms: number, path: string, argv: string[], extra: object = {}): AuditEvent => ({
+const START = Date.parse("2026-12-01T10:00:00.000Z");
+
+const exec = (ei: number, ms: number, path: string, argv: string[], extra: object = {}): SessionCommandEvent => ({
   event: "session.command",
   code: "T4000I",
   ei,
-  ms,
+  uid: crypto.randomUUID(),
+  time: new Date(START + ms).toISOString(),
+  sid: "0f0e0d0c-0b0a-4908-8706-050403020100",
+  user: "alice",
+  login: "alice",
+  namespace: "default",
+  server_id: "00000000-0000-4000-8000-000000000000",
+  server_hostname: "web-1",
+  cluster_name: "web-1",
+  pid: 100 + ei,
+  cgroup_id: 1,
+  program: path.slice(path.lastIndexOf("/") + 1),
+  ppid: 100,
   path,
   argv,
+  return_code: 0,
   ...extra,
 });
 const frame = (ms: number, text: string) => ({ ms, bytes: Buffer.from(text) });
-const unseen = (execs: AuditEvent[], frames: ReturnType<typeof frame>[]) =>
-  [...neverShown(execs, frames, (e) => e.ms as number)].sort((a, b) => a - b);
+const unseen = (execs: SessionCommandEvent[], frames: ReturnType<typeof frame>[]) =>
+  [...neverShown(execs, frames, (e) => Date.parse(e.time) - START)].sort((a, b) => a - b);
 
 describe("neverShown", () => {
   test("a typed pipeline is shown; what it decoded and ran is not", () => {
