@@ -29,3 +29,15 @@ export async function launchBrowser(): Promise<BrowserContext> {
     ],
   });
 }
+
+/**
+ * Polls `check` from the test until it holds. Not page.waitForFunction: the UI's CSP forbids
+ * evaluating strings in the page, and functions would need the DOM library's types here.
+ */
+export async function waitUntil(what: string, check: () => Promise<boolean>, timeoutMs = 10000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
+    await Bun.sleep(50);
+  }
+}

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { statSync } from "node:fs";
 import type { BrowserContext, Page } from "playwright-core";
 import { ESR, tempDir } from "../support/harness.ts";
-import { launchBrowser } from "../support/browser.ts";
+import { launchBrowser, waitUntil } from "../support/browser.ts";
 import { PtySession } from "../support/pty-session.ts";
 import { startServe, type WebServer } from "../support/web-server.ts";
 
@@ -58,12 +58,12 @@ async function loggedIn(): Promise<Page> {
 
 /** Waits until the terminal widget shows `text`; says what it shows instead. */
 async function screenShows(page: Page, text: string) {
+  const screen = page.locator(".xterm-rows");
   try {
-    const js = `document.querySelector(".xterm-rows")?.textContent?.includes(${JSON.stringify(text)})`;
-    await page.waitForFunction(js, undefined, { timeout: 10000 });
+    await waitUntil(`the terminal shows ${text}`, async () => Boolean((await screen.textContent())?.includes(text)));
   } catch {
     throw new Error(
-      `the terminal never showed ${JSON.stringify(text)}; it shows ${JSON.stringify(await page.locator(".xterm-rows").textContent())}`,
+      `the terminal never showed ${JSON.stringify(text)}; it shows ${JSON.stringify(await screen.textContent())}`,
     );
   }
 }
@@ -215,7 +215,9 @@ describe("esr serve: in the browser", () => {
     const json = JSON.parse((await page.locator("tr.detail pre.json").first().textContent())!);
     expect(json).toMatchObject({ event: "session.command", sid: shellSid, argv: ["decoded-secret"] });
     await page.locator("a.open-in-session").first().click();
-    await page.waitForFunction(`document.querySelector("#event-json")?.textContent?.includes("decoded-secret")`);
+    await waitUntil("the selected event is shown", async () =>
+      Boolean((await page.locator("#event-json").textContent())?.includes("decoded-secret")),
+    );
     expect(await page.locator(".event-list .row.selected .what").textContent()).toContain("/bin/echo decoded-secret");
 
     await page.goto(`${server.url}/search?type=network&q=decoded-secret`);
