@@ -50,7 +50,6 @@ export const serve = defineCommand({
     AuditLog.read(config.dataDir);
     const access = new Access();
     const tokenFile = args["token-file"] ?? DEFAULT_TOKEN_FILE;
-    access.saveToken(tokenFile);
     const tls = args["tls-cert"] ? { cert: args["tls-cert"], key: args["tls-key"]! } : undefined;
     let server;
     try {
@@ -58,6 +57,13 @@ export const serve = defineCommand({
     } catch (err) {
       if (err instanceof EsrError) throw err;
       throw new EsrError(`serve: cannot listen on ${hostname}:${port}: ${errorMessage(err)}`);
+    }
+    // Only once listening: a second instance that cannot start leaves the running one's token alone.
+    try {
+      access.saveToken(tokenFile);
+    } catch (err) {
+      void server.stop(true);
+      throw new EsrError(`serve: cannot write the token to ${tokenFile}: ${errorMessage(err)}`);
     }
     const host = hostname.includes(":") ? `[${hostname}]` : hostname;
     process.stderr.write(

@@ -232,6 +232,8 @@ export async function serve(opts: ServeOptions) {
   const server = Bun.serve({
     hostname: opts.hostname,
     port: opts.port,
+    // Bun would otherwise share the port with whatever listens there already, splitting the requests.
+    reusePort: false,
     tls: opts.tls && { cert: Bun.file(opts.tls.cert), key: Bun.file(opts.tls.key) },
     development: false,
     async fetch(req) {

@@ -160,6 +160,20 @@ describe("esr serve: access", () => {
     const bad = Bun.spawnSync([ESR, "serve", "--data-dir", dataDir, "--listen", "nowhere"]);
     expect(bad.exitCode).toBe(2);
     expect(bad.stderr.toString().trim().split("\n")).toHaveLength(1);
+    const port = new URL(server.url).port;
+    const taken = Bun.spawnSync([
+      ESR,
+      "serve",
+      "--data-dir",
+      dataDir,
+      "--listen",
+      `127.0.0.1:${port}`,
+      "--token-file",
+      server.tokenFile,
+    ]);
+    expect(taken.exitCode).toBe(1);
+    expect(taken.stderr.toString()).toMatch(/^esr: serve: cannot listen on 127\.0\.0\.1:\d+: .*\n$/);
+    expect((await Bun.file(server.tokenFile).text()).trim()).toBe(server.token);
     const half = Bun.spawnSync([ESR, "serve", "--data-dir", dataDir, "--tls-cert", "/etc/hostname"]);
     expect(half.exitCode).toBe(2);
     expect(half.stderr.toString()).toContain("--tls-cert and --tls-key go together");
