@@ -20,6 +20,7 @@ const main = defineCommand({
     daemon: () => import("./daemon.ts").then((m) => m.daemon),
     pam: () => import("./pam.ts").then((m) => m.pam),
     play: () => import("./play.ts").then((m) => m.play),
+    serve: () => import("./serve.ts").then((m) => m.serve),
   },
 });
 

@@ -20,6 +20,7 @@ static() {
   fi
 }
 static "types (tsc --noEmit)" node_modules/.bin/tsc --noEmit -p .
+static "types of the web front end (tsc --noEmit)" node_modules/.bin/tsc --noEmit -p web/client
 static "formatting (prettier --check)" node_modules/.bin/prettier --check --log-level warn .
 
 log=$(mktemp)

@@ -8,6 +8,7 @@ export interface SessionSummary {
   end?: string;
   login?: string;
   user?: string;
+  host?: string;
   command: string[];
   /** events recorded, per kind */
   counts: LostCounts;
@@ -41,6 +42,7 @@ function summarize(dataDir: string, sid: string): SessionSummary {
       summary.start = e.time;
       summary.login = e.login;
       summary.user = e.user;
+      summary.host = e.server_hostname;
       summary.command = e.initial_command ?? [];
     } else if (e.event === "session.end") {
       summary.end = e.time;

@@ -21,6 +21,15 @@ const LAYERS: Record<string, string[]> = {
   check: ["errors", "events", "sys", "config", "kernel", "ssh"],
 };
 
+/**
+ * Entry points outside lib/ and what of lib/ each may use. The web server reads (store, replay)
+ * and never records; its browser code (web/client) may use only the pure events layer.
+ */
+const ENTRY_POINTS: Record<string, string[]> = {
+  web: ["errors", "events", "store", "replay"],
+  "web/client": ["events"],
+};
+
 function sourceFiles(dir: string): string[] {
   return readdirSync(dir).flatMap((name) => {
     const path = join(dir, name);
@@ -74,6 +83,25 @@ describe("lib/ layers", () => {
           .map((s) => `${relative(ROOT, f)}: ${s}`),
       );
     expect(platform).toEqual([]);
+  });
+
+  test("web/ uses only the lib/ layers listed for it; web/client no Node or Bun module", () => {
+    const violations: string[] = [];
+    for (const file of sourceFiles(join(ROOT, "web"))) {
+      const from = relative(ROOT, file).startsWith("web/client/") ? "web/client" : "web";
+      for (const spec of importsOf(file)) {
+        if (from === "web/client" && /^(node:|bun)/.test(spec)) violations.push(`${relative(ROOT, file)}: ${spec}`);
+        if (!spec.startsWith(".")) continue;
+        const target = relative(ROOT, resolve(dirname(file), spec));
+        if (target.startsWith("lib/")) {
+          if (!ENTRY_POINTS[from]!.includes(layerOf(join(ROOT, target))))
+            violations.push(`${relative(ROOT, file)} imports ${target}`);
+        } else if (!target.startsWith("web/")) violations.push(`${relative(ROOT, file)} imports ${target}`);
+        else if (from === "web/client" && !target.startsWith("web/client/") && target !== "web/timeline-codes.ts")
+          violations.push(`${relative(ROOT, file)} imports server code ${target}`);
+      }
+    }
+    expect(violations).toEqual([]);
   });
 
   test("bun:ffi only in lib/kernel and lib/sys", () => {

@@ -1,0 +1,93 @@
+/**
+ * A session of 100k events in the browser: the page opens and seeks with the events fetched a
+ * page at a time. Prints what it measured (the README's figures); speed itself is not asserted.
+ */
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import type { BrowserContext } from "playwright-core";
+import { ESR, tempDir } from "../support/harness.ts";
+import { launchBrowser, waitUntil } from "../support/browser.ts";
+import { PtySession } from "../support/pty-session.ts";
+import { startServe, type WebServer } from "../support/web-server.ts";
+
+const OPENS = 100_000;
+const dataDir = tempDir();
+let sid: string;
+let server: WebServer;
+let browser: BrowserContext;
+
+beforeAll(async () => {
+  // Opens by a shell builtin redirection: 100k events in seconds, no fork per event.
+  const pty = new PtySession([
+    ESR,
+    "record",
+    "--data-dir",
+    dataDir,
+    "--events",
+    "command,disk",
+    "--",
+    "bash",
+    "--norc",
+    "-c",
+    `for ((i=0;i<${OPENS};i++)); do : < /etc/hostname; if ((i%2000==0)); then echo progress $i; /bin/true $i; fi; done; echo all-done`,
+  ]);
+  expect(await pty.exited(120000)).toBe(0);
+  sid = pty.sid();
+  server = await startServe(dataDir);
+  browser = await launchBrowser();
+}, 180000);
+
+afterAll(async () => {
+  await browser?.close();
+  await server?.stop();
+});
+
+test("a session of 100k events opens and seeks", async () => {
+  const auth = { headers: { Authorization: `Bearer ${server.token}`, "Accept-Encoding": "gzip" } };
+  let t0 = performance.now();
+  const index = await fetch(`${server.url}/api/sessions/${sid}`, auth);
+  const indexBytes = (await index.arrayBuffer()).byteLength;
+  const firstOpenMs = performance.now() - t0;
+
+  const page = await browser.newPage();
+  await page.goto(`${server.url}/`);
+  await page.fill("#token", server.token);
+  await page.click("#login button");
+  await page.waitForSelector("table.sessions");
+  t0 = performance.now();
+  await page.goto(`${server.url}/sessions/${sid}`);
+  await page.waitForSelector(".event-list .row .what:not(:text-is('…'))");
+  const openMs = performance.now() - t0;
+  const total = (await page.locator(".event-list .rows").boundingBox())!.height / 20;
+  expect(total).toBeGreaterThan(OPENS);
+  // Only the rows in view are in the page.
+  expect(await page.locator(".event-list .row").count()).toBeLessThan(200);
+
+  // Longest main-thread task while seeking: what a reviewer would feel as a freeze.
+  // Page functions run in the browser: given as text, they need no DOM types here.
+  await page.evaluate(`window.longest = 0;
+    new PerformanceObserver((list) => {
+      for (const e of list.getEntries()) window.longest = Math.max(window.longest, e.duration);
+    }).observe({ type: "longtask" });`);
+  const seeks: number[] = [];
+  for (const fraction of [0.5, 0.9, 0.1]) {
+    const box = (await page.locator("canvas.timeline").boundingBox())!;
+    const before = await page.locator(".event-list .row.current").getAttribute("data-position");
+    t0 = performance.now();
+    await page.mouse.click(box.x + 64 + (box.width - 64) * fraction, box.y + 5);
+    const current = page.locator(".event-list .row.current");
+    await waitUntil(`the list follows the seek to ${fraction}`, async () => {
+      if ((await current.getAttribute("data-position")) === before) return false;
+      return !(await current.locator(".what").textContent())?.startsWith("…");
+    });
+    seeks.push(performance.now() - t0);
+    const at = Number(await current.getAttribute("data-position"));
+    expect(Math.abs(at / total - fraction)).toBeLessThan(0.1);
+  }
+  const longest = (await page.evaluate("window.longest")) as number;
+  console.log(
+    `100k-event session: ${Math.round(total)} events; first open on the server ${Math.round(firstOpenMs)} ms ` +
+      `(index ${Math.round(indexBytes / 1024)} KiB before gzip); page open ${Math.round(openMs)} ms (cached); ` +
+      `seeks ${seeks.map((s) => Math.round(s)).join(", ")} ms; longest main-thread task while seeking ${Math.round(longest)} ms`,
+  );
+  await page.close();
+}, 120000);

@@ -1,0 +1,92 @@
+/** The audit log: every event of every session, filtered on the server, full JSON on click. */
+import { getJson } from "./api.ts";
+import { append, clear, formatTime, h, visible } from "./dom.ts";
+import { filterForm, pager, query } from "./filters.ts";
+
+interface Hit {
+  event: Record<string, unknown> & { event: string; ei: number; sid?: string; time?: string };
+  text: string;
+}
+
+const FIELDS = [
+  { name: "from", label: "From (UTC)", type: "datetime-local" as const },
+  { name: "to", label: "To (UTC)", type: "datetime-local" as const },
+  { name: "type", label: "Type", type: "select" as const, options: ["", "command", "network", "disk", "session"] },
+  { name: "user", label: "User" },
+  { name: "host", label: "Host" },
+  { name: "program", label: "Program" },
+  { name: "q", label: "Text", placeholder: "in argv, path, address" },
+  { name: "sid", label: "Session" },
+];
+
+const KIND_LABEL: Record<string, string> = {
+  "session.command": "exec",
+  "session.network": "connect",
+  "session.disk": "open",
+  "session.start": "start",
+  "session.end": "end",
+};
+
+export async function searchPage(app: HTMLElement) {
+  const params = new URLSearchParams(location.search);
+  const data = await getJson<{ page: number; more: boolean; ms: number; scanned: number; events: Hit[] }>(
+    `/api/search?${query(
+      params,
+      FIELDS.map((f) => f.name),
+    )}`,
+  );
+  clear(app);
+  const body = h("tbody");
+  for (const { event: e, text } of data.events) {
+    const detail = h(
+      "tr",
+      { class: "detail", hidden: true },
+      h(
+        "td",
+        { colspan: 8 },
+        e.sid &&
+          h(
+            "a",
+            { href: `/sessions/${encodeURIComponent(String(e.sid))}?ei=${e.ei}`, class: "open-in-session" },
+            "open in session",
+          ),
+        h("pre", { class: "json" }, JSON.stringify(e, null, 2)),
+      ),
+    );
+    const row = h(
+      "tr",
+      { class: `hit kind-${(KIND_LABEL[e.event] ?? "other").replace(/\W/g, "")}` },
+      h("td", {}, formatTime(e.time)),
+      h("td", { class: "sid" }, String(e.sid ?? "").slice(0, 8)),
+      h("td", {}, visible(String(e.server_hostname ?? ""))),
+      h("td", {}, visible(String(e.login ?? ""))),
+      h("td", {}, KIND_LABEL[e.event] ?? visible(e.event)),
+      h("td", { class: "num" }, e.pid === undefined ? "" : String(e.pid)),
+      h("td", {}, visible(String(e.program ?? ""))),
+      h("td", { class: "text" }, visible(text)),
+    );
+    row.addEventListener("click", () => (detail.hidden = !detail.hidden));
+    append(body, row, detail);
+  }
+  append(
+    app,
+    h("h1", {}, "Audit log ", h("small", {}, `${data.scanned} events read in ${data.ms} ms`)),
+    filterForm(FIELDS, params),
+    h(
+      "table",
+      { class: "search" },
+      h(
+        "thead",
+        {},
+        h(
+          "tr",
+          {},
+          ...["Time (UTC)", "Session", "Host", "Login", "Kind", "PID", "Program", "What"].map((t) => h("th", {}, t)),
+        ),
+      ),
+      body,
+    ),
+    data.events.length === 0 && h("p", {}, "No event matches."),
+    pager(params, data.page, data.more),
+  );
+}

@@ -1,0 +1,107 @@
+/** The sessions list: newest first, filtered and paginated on the server. */
+import { getJson } from "./api.ts";
+import { append, clear, formatDuration, formatTime, h, visible } from "./dom.ts";
+import { filterForm, pager, query } from "./filters.ts";
+
+interface SessionRow {
+  sid: string;
+  start?: string;
+  end?: string;
+  host?: string;
+  login?: string;
+  user?: string;
+  command: string[];
+  counts: { command: number; disk: number; network: number };
+  lost: { command: number; disk: number; network: number };
+  warnings: number;
+  unseen: number;
+  truncated: number;
+}
+
+const FIELDS = [
+  { name: "from", label: "From (UTC)", type: "datetime-local" as const },
+  { name: "to", label: "To (UTC)", type: "datetime-local" as const },
+  { name: "host", label: "Host" },
+  { name: "user", label: "User" },
+  { name: "q", label: "Text", placeholder: "command or session id" },
+];
+
+export async function sessionsPage(app: HTMLElement) {
+  const params = new URLSearchParams(location.search);
+  const data = await getJson<{ total: number; page: number; perPage: number; sessions: SessionRow[] }>(
+    `/api/sessions?${query(
+      params,
+      FIELDS.map((f) => f.name),
+    )}`,
+  );
+  clear(app);
+  const rows = data.sessions.map((s) => {
+    const lost = s.lost.command + s.lost.disk + s.lost.network;
+    const duration = s.start && s.end ? formatDuration(Date.parse(s.end) - Date.parse(s.start)) : "running";
+    const flags = h(
+      "td",
+      { class: "flags" },
+      s.unseen > 0 &&
+        h(
+          "span",
+          { class: "flag unseen", title: "commands ran that never appeared on the screen" },
+          `${s.unseen} never shown`,
+        ),
+      lost > 0 && h("span", { class: "flag lost", title: "events the kernel could not deliver" }, `${lost} lost`),
+      s.truncated > 0 &&
+        h(
+          "span",
+          { class: "flag truncated", title: "arguments or paths cut at the recording limit" },
+          `${s.truncated} truncated`,
+        ),
+      s.warnings > 0 &&
+        h("span", { class: "flag warning", title: "parts of the recording could not be read" }, "damaged"),
+    );
+    return h(
+      "tr",
+      { class: "session-row", "data-sid": s.sid },
+      h("td", {}, h("a", { href: `/sessions/${encodeURIComponent(s.sid)}`, class: "sid" }, s.sid.slice(0, 8))),
+      h("td", {}, visible(s.host ?? "?")),
+      h("td", {}, visible(s.login ?? "?"), s.user && s.user !== s.login ? ` (${visible(s.user)})` : ""),
+      h("td", {}, formatTime(s.start)),
+      h("td", {}, duration),
+      h("td", { class: "command" }, visible(s.command.join(" "))),
+      h("td", { class: "num" }, s.counts.command),
+      h("td", { class: "num" }, s.counts.network),
+      h("td", { class: "num" }, s.counts.disk),
+      flags,
+    );
+  });
+  append(
+    app,
+    h("h1", {}, "Sessions ", h("small", {}, `${data.total} in all`)),
+    filterForm(FIELDS, params),
+    h(
+      "table",
+      { class: "sessions" },
+      h(
+        "thead",
+        {},
+        h(
+          "tr",
+          {},
+          ...[
+            "Session",
+            "Host",
+            "Login (user)",
+            "Start (UTC)",
+            "Duration",
+            "Command",
+            "Exec",
+            "Net",
+            "Files",
+            "Marks",
+          ].map((t) => h("th", {}, t)),
+        ),
+      ),
+      h("tbody", {}, ...rows),
+    ),
+    rows.length === 0 && h("p", {}, "No session matches."),
+    pager(params, data.page, (data.page + 1) * data.perPage < data.total),
+  );
+}
