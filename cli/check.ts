@@ -1,5 +1,6 @@
 import { defineCommand } from "citty";
 import { EsrError } from "../lib/errors.ts";
+import { safeLine } from "../lib/events/safe-text.ts";
 import { hostChecks } from "../lib/check/host-checks.ts";
 import { cliConfig, configArg } from "./common.ts";
 import { socketArg } from "./pam.ts";
@@ -28,7 +29,10 @@ export const check = defineCommand({
       socketPath: args.socket,
     });
     for (const item of items)
-      console.log(`${item.ok ? (item.warn ? "warn" : "ok  ") : "FAIL"}  ${item.name.padEnd(14)}  ${item.detail}`);
+      // Details quote what they found (sshd's config, PAM files, paths), which need not be plain text.
+      console.log(
+        safeLine(`${item.ok ? (item.warn ? "warn" : "ok  ") : "FAIL"}  ${item.name.padEnd(14)}  ${item.detail}`),
+      );
     if (!items.every((i) => i.ok)) process.exitCode = 1;
   },
 });

@@ -2,6 +2,7 @@ import { defineCommand } from "citty";
 import { runDaemon } from "../lib/ssh/daemon.ts";
 import { DEFAULT_SOCKET } from "../lib/ssh/protocol.ts";
 import { EsrError } from "../lib/errors.ts";
+import { safeLine } from "../lib/events/safe-text.ts";
 import { requireRecordingHost } from "../lib/check/host-checks.ts";
 import { cliConfig, configArg, dataDirArg } from "./common.ts";
 import { socketArg } from "./pam.ts";
@@ -19,7 +20,8 @@ export const daemon = defineCommand({
     await runDaemon({
       config,
       socketPath: args.socket ?? DEFAULT_SOCKET,
-      log: (line) => process.stderr.write(`esr daemon: ${line}\n`),
+      // Lines name logins, users and remote hosts (a reverse-DNS name is the client's to choose).
+      log: (line) => process.stderr.write(`esr daemon: ${safeLine(line)}\n`),
     });
     process.exit(0);
   },

@@ -1,6 +1,6 @@
 import { defineCommand } from "citty";
 import { EsrError } from "../lib/errors.ts";
-import { shellQuote } from "../lib/replay/text-format.ts";
+import { fieldText, shellQuote } from "../lib/replay/text-format.ts";
 import { listSessions } from "../lib/store/session-summary.ts";
 import { cliConfig, configArg, dataDirArg } from "./common.ts";
 
@@ -20,10 +20,10 @@ export const ls = defineCommand({
       return;
     }
     const rows = sessions.map((s) => [
-      s.sid,
+      fieldText(s.sid),
       s.start?.slice(0, 19).replace("T", " ") ?? "?",
       s.end?.slice(11, 19) ?? "running",
-      s.login ?? "?",
+      fieldText(s.login ?? "?"),
       String(s.counts.command),
       String(s.counts.network),
       String(s.counts.disk),

@@ -3,6 +3,7 @@ import { EsrError } from "../lib/errors.ts";
 import { playFrames, TERMINAL_RESET } from "../lib/replay/play.ts";
 import { SessionFiles } from "../lib/store/file/session-files.ts";
 import { terminalSizeText } from "../lib/events/audit-events.ts";
+import { safeLine, safeText } from "../lib/events/safe-text.ts";
 import { readTerminalRecording } from "../lib/replay/terminal-frames.ts";
 import { cliConfig, configArg, dataDirArg, requireSid, sidArg } from "./common.ts";
 import { fail } from "./run.ts";
@@ -27,7 +28,7 @@ export const play = defineCommand({
       const here = terminalSizeText({ cols: process.stdout.columns, rows: process.stdout.rows });
       if (size && size !== here)
         process.stderr.write(
-          `esr: recorded on a ${size.replace(":", "x")} terminal, this one is ${here.replace(":", "x")}\n`,
+          `esr: recorded on a ${safeText(size.replace(":", "x"))} terminal, this one is ${here.replace(":", "x")}\n`,
         );
       // Stopped half-way, a full-screen program's modes would stay on in the reviewer's terminal.
       process.once("SIGINT", () => {
@@ -38,7 +39,7 @@ export const play = defineCommand({
     // Failed writes are handled where each write reports them.
     process.stdout.on("error", () => {});
     await playFrames(frames, { speed, skipIdle: Boolean(args["skip-idle"]), write: writeStdout });
-    for (const w of warnings) process.stderr.write(`esr: warning: ${w}\n`);
+    for (const w of warnings) process.stderr.write(`esr: warning: ${safeLine(w)}\n`);
     if (warnings.length) process.exitCode = 3;
   },
 });

@@ -4,6 +4,7 @@ import { buildProcessTree, formatProcessTree } from "../lib/replay/process-tree.
 import { SessionFiles } from "../lib/store/file/session-files.ts";
 import { formatEventLines, formatTtyReplay, painter } from "../lib/replay/text-format.ts";
 import { KINDS } from "../lib/events/kinds/index.ts";
+import { safeLine } from "../lib/events/safe-text.ts";
 import { readTerminalRecording } from "../lib/replay/terminal-frames.ts";
 import { cliConfig, configArg, dataDirArg, requireSid, sidArg } from "./common.ts";
 
@@ -69,7 +70,7 @@ export const replay = defineCommand({
     } else lines = format === "json" ? events.map((e) => JSON.stringify(e)) : formatEventLines(events);
     const out = lines.join("\n");
     if (out) process.stdout.write(`${out}\n`);
-    for (const w of files.warnings) process.stderr.write(`esr: warning: ${w}\n`);
+    for (const w of files.warnings) process.stderr.write(`esr: warning: ${safeLine(w)}\n`);
     if (files.warnings.length) process.exitCode = 3;
   },
 });

@@ -4,6 +4,7 @@
  */
 import { type ArgDef, type ArgsDef, type CommandDef, runCommand, showUsage } from "citty";
 import { EsrError, errorMessage } from "../lib/errors.ts";
+import { safeLine } from "../lib/events/safe-text.ts";
 
 type AnyCommand = CommandDef<ArgsDef>;
 
@@ -82,14 +83,18 @@ export async function runCli(main: AnyCommand, rawArgs: string[]) {
   }
 }
 
+/**
+ * Messages name what they were given (arguments, paths, user names), quoted with JSON.stringify,
+ * which leaves C1, bidi and format characters raw: safeLine escapes those too.
+ */
 export function fail(err: unknown): never {
   if (err instanceof EsrError) {
-    process.stderr.write(`esr: ${err.message}\n`);
+    process.stderr.write(`esr: ${safeLine(err.message)}\n`);
     process.exit(err.exitCode);
   }
   // Not an expected failure: still one line, but say it is a bug so it gets reported.
   process.stderr.write(
-    `esr: internal error: ${errorMessage(err)}${process.env.ESR_DEBUG ? `\n${(err as Error)?.stack}` : " (ESR_DEBUG=1 for details)"}\n`,
+    `esr: internal error: ${safeLine(errorMessage(err))}${process.env.ESR_DEBUG ? `\n${(err as Error)?.stack}` : " (ESR_DEBUG=1 for details)"}\n`,
   );
   process.exit(70);
 }

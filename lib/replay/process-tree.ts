@@ -3,7 +3,7 @@
  * exec's pid and ppid — with every exec of a process (a failed one, or `exec` replacing it), and
  * its connects and opens under it.
  */
-import { commandText, destinationText, openText, type Paint, returnCodeText } from "./text-format.ts";
+import { commandText, destinationText, fieldText, openText, type Paint, returnCodeText } from "./text-format.ts";
 import type { AuditEvent } from "../events/audit-events.ts";
 import type { SessionCommandEvent, SessionDiskEvent, SessionNetworkEvent } from "../events/kinds/index.ts";
 
@@ -89,7 +89,7 @@ function activityLines(activity: ProcessNode["activity"], paint: Paint): [string
   for (const e of activity) {
     const text =
       e.event === "session.network"
-        ? paint("magenta", `connect ${e.src_addr} -> ${destinationText(e)}`)
+        ? paint("magenta", `connect ${fieldText(e.src_addr)} -> ${destinationText(e)}`)
         : paint("cyan", openText(e));
     counts.set(text, (counts.get(text) ?? 0) + 1);
   }

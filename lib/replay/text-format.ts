@@ -5,6 +5,7 @@
 import { constants } from "node:os";
 import type { AuditEvent } from "../events/audit-events.ts";
 import type { SessionCommandEvent, SessionDiskEvent, SessionNetworkEvent } from "../events/kinds/index.ts";
+import { isPlainText, safeLine, safeText } from "../events/safe-text.ts";
 import { ScreenText } from "./screen-text.ts";
 import type { TerminalFrame } from "./terminal-frames.ts";
 
@@ -12,7 +13,7 @@ const errnoNames = new Map<number, string>(Object.entries(constants.errno).map((
 
 /** `0`, or `-2 ENOENT` for a negative errno. */
 export function returnCodeText(rc: unknown): string {
-  if (typeof rc !== "number" || rc >= 0) return String(rc);
+  if (typeof rc !== "number" || rc >= 0) return fieldText(rc);
   const name = errnoNames.get(-rc);
   return name ? `${rc} ${name}` : String(rc);
 }
@@ -29,7 +30,8 @@ export function openText(e: SessionDiskEvent): string {
 
 /**
  * An argument list as a shell would need it typed, so spaces, quotes and control characters stay
- * visible: plain words as they are, others in '…', and any with control characters in $'…'.
+ * visible: plain words as they are, others in '…', and any with a character that would not print
+ * as itself in $'…' with the escapes of safeText (which bash reads back).
  */
 export function shellQuote(args: string[]): string {
   return args.map(quoteArg).join(" ");
@@ -37,26 +39,19 @@ export function shellQuote(args: string[]): string {
 
 function quoteArg(a: string): string {
   if (/^[\w@%+=:,./-]+$/.test(a)) return a;
-  if (!/[\x00-\x1f\x7f]/.test(a)) return `'${a.replaceAll("'", "'\\''")}'`;
-  const escaped = a.replace(
-    /[\\'\x00-\x1f\x7f]/g,
-    (c) => CONTROL_ESCAPES[c] ?? `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`,
-  );
-  return `$'${escaped}'`;
+  if (isPlainText(a)) return `'${a.replaceAll("'", "'\\''")}'`;
+  return `$'${safeText(a).replaceAll("'", "\\'")}'`;
 }
 
-const CONTROL_ESCAPES: Record<string, string> = {
-  "\\": "\\\\",
-  "'": "\\'",
-  "\n": "\\n",
-  "\t": "\\t",
-  "\r": "\\r",
-  "\x1b": "\\e",
-};
+/** A field of an event as text a terminal prints as it is (see safeText). */
+export function fieldText(value: unknown): string {
+  return safeText(String(value));
+}
 
 /** A connect's destination: `1.2.3.4:80`, `[::1]:80`. */
 export function destinationText(e: SessionNetworkEvent): string {
-  return `${e.version === 6 ? `[${e.dst_addr}]` : e.dst_addr}:${e.dst_port}`;
+  const addr = fieldText(e.dst_addr);
+  return `${e.version === 6 ? `[${addr}]` : addr}:${fieldText(e.dst_port)}`;
 }
 
 function timeOfDay(time: unknown): string {
@@ -66,7 +61,7 @@ function timeOfDay(time: unknown): string {
 function details(e: AuditEvent): string {
   switch (e.event) {
     case "session.start":
-      return `login=${e.login} user=${e.user} command=${shellQuote(e.initial_command ?? [])} events=${(e.enhanced_recording_events ?? []).join(",") || "-"}${e.size ? ` size=${e.size}` : ""}`;
+      return `login=${fieldText(e.login)} user=${fieldText(e.user)} command=${shellQuote(e.initial_command ?? [])} events=${(e.enhanced_recording_events ?? []).join(",") || "-"}${e.size ? ` size=${fieldText(e.size)}` : ""}`;
     case "session.end": {
       const lost: Record<string, number> = e.lost_events ?? {};
       const lostText =
@@ -77,17 +72,17 @@ function details(e: AuditEvent): string {
       return `exit=${e.exit_code} lost=${lostText} enhanced_recording=${e.enhanced_recording}`;
     }
     case "session.command":
-      return `${commandText(e)}  [ppid ${e.ppid}, ${e.program}] = ${returnCodeText(e.return_code)}`;
+      return `${commandText(e)}  [ppid ${fieldText(e.ppid)}, ${fieldText(e.program)}] = ${returnCodeText(e.return_code)}`;
     case "session.network":
-      return `${e.program} ${e.src_addr} -> ${destinationText(e)}`;
+      return `${fieldText(e.program)} ${fieldText(e.src_addr)} -> ${destinationText(e)}`;
     case "session.disk":
-      return `${e.program} ${openText(e)}`;
+      return `${fieldText(e.program)} ${openText(e)}`;
     case "resize":
-      return `size=${e.size}`;
+      return `size=${fieldText(e.size)}`;
     case "print":
       return `${e.bytes} bytes`;
     default:
-      return JSON.stringify(e);
+      return safeLine(JSON.stringify(e));
   }
 }
 
@@ -101,9 +96,16 @@ const KIND_LABEL: Record<string, string> = {
   print: "output",
 };
 
+/**
+ * One event as a line. The values a session influences are escaped where they are put in; the
+ * whole line goes through safeLine too, for the fields that are not (names, numbers and times
+ * the recorder wrote), so that nothing read from a session's files reaches the terminal raw.
+ */
 export function formatEventLine(e: AuditEvent): string {
   const pid = "pid" in e ? String(e.pid) : "";
-  return `${timeOfDay(e.time)}  ${pid.padStart(7)}  ${(KIND_LABEL[e.event] ?? e.event).padEnd(7)}  ${details(e)}`;
+  return safeLine(
+    `${timeOfDay(e.time)}  ${pid.padStart(7)}  ${(KIND_LABEL[e.event] ?? e.event).padEnd(7)}  ${details(e)}`,
+  );
 }
 
 /**
@@ -164,7 +166,10 @@ export function formatTtyReplay(events: AuditEvent[], frames: TerminalFrame[], p
   ].sort((a, b) => a.at - b.at || a.order - b.order || a.ei - b.ei);
   const screen = new ScreenText();
   const lines: string[] = [];
-  const output = (texts: string[]) => lines.push(...texts.map((t) => paint("dim", OUTPUT_GUTTER) + (t ? ` ${t}` : "")));
+  // ScreenText keeps no control character, but bidi and other invisible characters in the output
+  // would still reorder or hide what the reviewer reads.
+  const output = (texts: string[]) =>
+    lines.push(...texts.map((t) => paint("dim", OUTPUT_GUTTER) + (t ? ` ${safeLine(t)}` : "")));
   for (const item of items) {
     if ("frame" in item) output(screen.write(item.frame.bytes));
     else lines.push(paint(TTY_STYLE[item.event.event] ?? "dim", formatEventLine(item.event)));
