@@ -92,9 +92,9 @@ beforeAll(async () => {
 }, 120000);
 
 afterAll(async () => {
-  expect(pageErrors).toEqual([]);
   await browser?.close();
   await server?.stop();
+  expect(pageErrors).toEqual([]);
 });
 
 describe("esr serve: access", () => {
