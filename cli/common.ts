@@ -3,6 +3,8 @@ import { existsSync, statSync, type Stats } from "node:fs";
 import { isAbsolute, resolve } from "node:path";
 import { ConfigError, defaultConfig, loadConfig, type EsrConfig } from "../lib/config/config.ts";
 import { EsrError } from "../lib/errors.ts";
+import { FileEventSource } from "../lib/store/file/file-store.ts";
+import type { EventSource } from "../lib/store/store.ts";
 
 export const DEFAULT_CONFIG_FILE = "/etc/esr.yaml";
 
@@ -83,4 +85,9 @@ export function cliConfig(rawArgs: string[], dataDir?: string): EsrConfig {
       : defaultConfig();
   if (dataDir) config.dataDir = isAbsolute(dataDir) ? dataDir : resolve(dataDir);
   return config;
+}
+
+/** Where the reading commands read recordings. */
+export function eventSource(config: EsrConfig): EventSource {
+  return new FileEventSource(config.dataDir);
 }
