@@ -20,6 +20,10 @@ const main = defineCommand({
     daemon: () => import("./daemon.ts").then((m) => m.daemon),
     pam: () => import("./pam.ts").then((m) => m.pam),
     play: () => import("./play.ts").then((m) => m.play),
+    search: () => import("./search.ts").then((m) => m.search),
+    ship: () => import("./ship.ts").then((m) => m.ship),
+    status: () => import("./status.ts").then((m) => m.status),
+    migrate: () => import("./migrate.ts").then((m) => m.migrateCommand),
   },
 });
 

@@ -4,7 +4,7 @@ import { buildProcessTree, formatProcessTree } from "../lib/replay/process-tree.
 import { formatEventLines, formatTtyReplay, painter } from "../lib/replay/text-format.ts";
 import { KINDS } from "../lib/events/kinds/index.ts";
 import { readTerminalRecording } from "../lib/replay/terminal-frames.ts";
-import { cliConfig, configArg, dataDirArg, eventSource, requireSid, sidArg } from "./common.ts";
+import { cliConfig, configArg, dataDirArg, eventSource, fromArg, requireSid, sidArg } from "./common.ts";
 
 /** --type values and the index types they select. */
 const TYPE_FILES: Record<string, string> = {
@@ -18,6 +18,7 @@ export const replay = defineCommand({
     ...sidArg,
     ...configArg,
     ...dataDirArg,
+    ...fromArg,
     format: {
       type: "string",
       valueHint: "text|json",
@@ -56,7 +57,7 @@ export const replay = defineCommand({
       );
     }
     const config = cliConfig(process.argv, args["data-dir"]);
-    const source = eventSource(config);
+    const source = eventSource(config, args);
     const recording = await source.session(sid);
     const events = await recording.events({ streams: types });
     const paint = painter(Boolean(process.stdout.isTTY) && !process.env.NO_COLOR);

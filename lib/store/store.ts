@@ -65,10 +65,86 @@ export interface SessionPage {
   next?: string;
 }
 
+/** `esr search`: every given field must match. */
+export interface SearchQuery {
+  /** RFC 3339 times; `since` inclusive, `until` exclusive. */
+  since?: string;
+  until?: string;
+  user?: string;
+  login?: string;
+  /** `server_hostname` */
+  host?: string;
+  /** Event names (`session.command`, …). */
+  types?: string[];
+  program?: string;
+  /** A substring of the path or the arguments, any case. */
+  text?: string;
+  sid?: string;
+  /** At most this many events (default 100). */
+  limit?: number;
+  /** The `next` of the previous page. */
+  after?: string;
+}
+
+export interface SearchPage {
+  /** Newest first (by time, then uid). */
+  events: AuditEvent[];
+  next?: string;
+}
+
+export const DEFAULT_SEARCH_LIMIT = 100;
+
+/**
+ * A field by name, whatever the event's type: searches ask every event for fields that only
+ * some types have.
+ */
+function field(e: AuditEvent, name: string): unknown {
+  return (e as unknown as Record<string, unknown>)[name];
+}
+
+/** The stable key events are searched and paged by. */
+export function eventKey(e: AuditEvent): string {
+  return `${String(e.time)}|${String(field(e, "uid"))}`;
+}
+
+/** Splits a page key made by {@link eventKey} or {@link sessionPageKey}. */
+export function splitKey(key: string): { time: string; id: string } | undefined {
+  const at = key.lastIndexOf("|");
+  const time = key.slice(0, at);
+  const id = key.slice(at + 1);
+  if (at < 0 || Number.isNaN(Date.parse(time)) || !/^[0-9a-f-]{36}$/i.test(id)) return undefined;
+  return { time, id };
+}
+
+/** The text `text` searches in: the path, then the arguments as JSON. */
+export function searchText(e: AuditEvent): string {
+  const path = field(e, "path");
+  const argv = field(e, "argv");
+  return `${typeof path === "string" ? path : ""} ${argv === undefined ? "" : JSON.stringify(argv)}`;
+}
+
+/** Whether an event matches a query's filters (not its paging), for stores that filter in JS. */
+export function matchesSearch(e: AuditEvent, q: SearchQuery): boolean {
+  const time = String(e.time);
+  return (
+    (q.since === undefined || Date.parse(time) >= Date.parse(q.since)) &&
+    (q.until === undefined || Date.parse(time) < Date.parse(q.until)) &&
+    (q.user === undefined || field(e, "user") === q.user) &&
+    (q.login === undefined || field(e, "login") === q.login) &&
+    (q.host === undefined || field(e, "server_hostname") === q.host) &&
+    (q.types === undefined || q.types.includes(e.event)) &&
+    (q.program === undefined || field(e, "program") === q.program) &&
+    (q.sid === undefined || String(field(e, "sid")).toLowerCase() === q.sid.toLowerCase()) &&
+    (q.text === undefined || searchText(e).toLowerCase().includes(q.text.toLowerCase()))
+  );
+}
+
 export interface EventSource {
   /** Where it reads, for messages. */
   readonly location: string;
   sessions(page?: { limit?: number; after?: string }): Promise<SessionPage>;
+  /** Events of every session, newest first. */
+  search(query: SearchQuery): Promise<SearchPage>;
   /** A session by id; an EsrError naming the source when there is no such session. */
   session(sid: string): Promise<SessionRecording>;
   close(): Promise<void>;

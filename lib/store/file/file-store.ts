@@ -1,17 +1,24 @@
 /**
- * The local data dir as a store: sessions written as SPEC §4 files (the durable spool that the
+ * The local data dir as a store: sessions written as docs/contract.md §4 files (the durable spool that the
  * fleet shipper reads), and read back from them.
  */
-import { AuditLog } from "./audit-log.ts";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { AuditLog, dailyLogFiles } from "./audit-log.ts";
 import { listSessionIds, SessionFiles } from "./session-files.ts";
 import { SessionWriter } from "./session-writer.ts";
 import { summarize } from "../session-summary.ts";
 import {
+  DEFAULT_SEARCH_LIMIT,
+  eventKey,
+  matchesSearch,
   pageOfEvents,
   pageOfSessions,
   type EventQuery,
   type EventSource,
   type EventStore,
+  type SearchPage,
+  type SearchQuery,
   type SessionPage,
   type SessionRecording,
   type SessionSink,
@@ -53,6 +60,30 @@ export class FileEventSource implements EventSource {
 
   async session(sid: string): Promise<SessionRecording> {
     return new FilesRecording(SessionFiles.open(this.dataDir, sid));
+  }
+
+  /** Scans the daily event files: fine for one host's data dir; the fleet store has indexes for this. */
+  async search(query: SearchQuery): Promise<SearchPage> {
+    const { dailyDir } = AuditLog.read(this.dataDir);
+    const after = query.after;
+    const found: { key: string; event: AuditEvent }[] = [];
+    for (const name of dailyLogFiles(dailyDir)) {
+      for (const line of readFileSync(join(dailyDir, name), "utf8").split("\n")) {
+        if (!line) continue;
+        let event: AuditEvent;
+        try {
+          event = JSON.parse(line);
+        } catch {
+          continue; // a line being written; replay reports damage, search only finds
+        }
+        const key = eventKey(event);
+        if ((after === undefined || key < after) && matchesSearch(event, query)) found.push({ key, event });
+      }
+    }
+    found.sort((a, b) => (a.key < b.key ? 1 : a.key > b.key ? -1 : 0));
+    const limit = query.limit ?? DEFAULT_SEARCH_LIMIT;
+    const events = found.slice(0, limit).map((f) => f.event);
+    return found.length > limit ? { events, next: eventKey(events.at(-1)!) } : { events };
   }
 
   async close() {}
