@@ -9,7 +9,8 @@ need_root
 
 # clang/llvm/libbpf-dev/bpftool: the BPF build; libelf/zlib: embedded into dist/esr with libbpf.
 # curl, python3, util-linux (setpriv, script), procps, iproute2: used by the tests and the demo.
-debs=(clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev curl util-linux bsdutils procps iproute2 openssh-server)
+# postgresql: the fleet store tests start a server of their own (test/support/postgres.ts).
+debs=(clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev curl util-linux bsdutils procps iproute2 openssh-server postgresql)
 missing=()
 for p in "${debs[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

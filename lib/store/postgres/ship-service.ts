@@ -8,6 +8,7 @@
  * once the spool is shipped, so a fleet of hosts that ship every few seconds holds few server
  * connections at any moment (hosts × time to ship a batch ÷ interval).
  */
+import type { SQL } from "bun";
 import { errorMessage } from "../../errors.ts";
 import { connect, storeError } from "./connection.ts";
 import { Shipper, type ShipTarget } from "./shipper.ts";
@@ -38,7 +39,7 @@ export interface ShipOptions {
 }
 
 /** Longest wait between attempts while a target fails. */
-const MAX_BACKOFF_MS = 60_000;
+const MAX_BACKOFF_MS = 15_000;
 
 /** Runs until stopped (or, with `once`, until every target is shipped or has failed once); false when a target failed. */
 export async function runShipping(opts: ShipOptions): Promise<boolean> {
@@ -65,9 +66,10 @@ export async function runShipping(opts: ShipOptions): Promise<boolean> {
 
 async function shipOnce(shipper: Shipper, log: (line: string) => void): Promise<boolean> {
   const uri = maskPassword(shipper.target.uri);
-  if (shipper.backlog().bytes === 0) return true;
-  const sql = connect(shipper.target.uri);
+  let sql: SQL | undefined;
   try {
+    if (shipper.backlog().bytes === 0) return true;
+    sql = connect(shipper.target.uri);
     const shipped = await shipper.shipAll(sql);
     if (shipped.events || shipped.recordings)
       log(`${uri}: shipped ${shipped.events} events, ${shipped.recordings} recordings`);
@@ -78,6 +80,6 @@ async function shipOnce(shipper: Shipper, log: (line: string) => void): Promise<
     shipper.recordError(message);
     return false;
   } finally {
-    await sql.close().catch((err: unknown) => log(`${uri}: closing: ${errorMessage(err)}`));
+    await sql?.close().catch((err: unknown) => log(`${uri}: closing: ${errorMessage(err)}`));
   }
 }

@@ -83,13 +83,16 @@ export class Shipper {
     this.cursor = readCursor(this.cursorPath, target.uri);
   }
 
-  private get spool() {
-    return AuditLog.read(this.dataDir);
+  /** Undefined until a recorder has made the data dir: there is nothing to ship yet. */
+  private spool() {
+    return existsSync(join(this.dataDir, "host_uuid")) ? AuditLog.read(this.dataDir) : undefined;
   }
 
   /** Ships one batch (or moves to the next day's file); resolves when it is committed and the cursor saved. */
   async shipBatch(sql: SQL): Promise<BatchResult> {
-    const { dailyDir, sessionsDir, serverId } = this.spool;
+    const spool = this.spool();
+    if (!spool) return { events: 0, recordings: 0, caughtUp: true };
+    const { dailyDir, sessionsDir, serverId } = spool;
     const files = dailyLogFiles(dailyDir);
     if (this.cursor.file === undefined) {
       if (files.length === 0) return { events: 0, recordings: 0, caughtUp: true };
@@ -146,13 +149,13 @@ export class Shipper {
 
   /** What is recorded but not yet shipped. */
   backlog(): Backlog {
-    const { dailyDir } = this.spool;
     let events = 0;
     let bytes = 0;
-    for (const name of dailyLogFiles(dailyDir)) {
+    const spool = this.spool();
+    for (const name of spool ? dailyLogFiles(spool.dailyDir) : []) {
       if (this.cursor.file !== undefined && name < this.cursor.file) continue;
       const from = name === this.cursor.file ? this.cursor.offset : 0;
-      const counted = countFrom(join(dailyDir, name), from);
+      const counted = countFrom(join(spool!.dailyDir, name), from);
       events += counted.lines;
       bytes += counted.bytes;
     }
