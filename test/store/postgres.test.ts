@@ -1,5 +1,5 @@
 /**
- * The fleet store against a real PostgreSQL (SPEC §8): sessions recorded by the real esr, shipped
+ * The fleet store against a real PostgreSQL (docs/contract.md §8): sessions recorded by the real esr, shipped
  * by `esr ship` as an insert-only host role, read back by a read-only role.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
