@@ -3,6 +3,10 @@ import { existsSync, statSync, type Stats } from "node:fs";
 import { isAbsolute, resolve } from "node:path";
 import { ConfigError, defaultConfig, loadConfig, type EsrConfig } from "../lib/config/config.ts";
 import { EsrError } from "../lib/errors.ts";
+import { FileEventSource } from "../lib/store/file/file-store.ts";
+import type { EventSource } from "../lib/store/store.ts";
+import { PostgresEventSource } from "../lib/store/postgres/source.ts";
+import { isPostgresUri, maskPassword } from "../lib/store/postgres/uri.ts";
 
 export const DEFAULT_CONFIG_FILE = "/etc/esr.yaml";
 
@@ -83,4 +87,32 @@ export function cliConfig(rawArgs: string[], dataDir?: string): EsrConfig {
       : defaultConfig();
   if (dataDir) config.dataDir = isAbsolute(dataDir) ? dataDir : resolve(dataDir);
   return config;
+}
+
+export const fromArg = {
+  from: {
+    type: "string",
+    valueHint: "URI",
+    description:
+      "read from this store: postgresql://… or file://DIR (default: the config's first audit_events_uri, else the data dir)",
+  },
+} as const;
+
+/**
+ * Where the reading commands read recordings: `--from`, else `--data-dir`, else the first
+ * `audit_events_uri`, else the data dir.
+ */
+export function eventSource(config: EsrConfig, args: { from?: string; "data-dir"?: string } = {}): EventSource {
+  const uri = args.from ?? (args["data-dir"] ? undefined : config.storage.auditEventsUris[0]);
+  if (uri === undefined) return new FileEventSource(config.dataDir);
+  if (isPostgresUri(uri))
+    return new PostgresEventSource(uri, args.from === undefined ? config.storage.auditSessionsUri : undefined);
+  const file = /^file:\/\/(.*)$/i.exec(uri);
+  if (!file)
+    throw new EsrError(
+      `--from must be a postgresql://, postgres:// or file:// URI, not ${JSON.stringify(maskPassword(uri))}`,
+      2,
+    );
+  const dir = decodeURIComponent(file[1]!);
+  return new FileEventSource(dir ? resolve(dir) : config.dataDir);
 }

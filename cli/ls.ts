@@ -1,20 +1,22 @@
 import { defineCommand } from "citty";
 import { EsrError } from "../lib/errors.ts";
 import { fieldText, shellQuote } from "../lib/replay/text-format.ts";
-import { listSessions } from "../lib/store/session-summary.ts";
-import { cliConfig, configArg, dataDirArg } from "./common.ts";
+import { cliConfig, configArg, dataDirArg, eventSource, fromArg } from "./common.ts";
 
 export const ls = defineCommand({
   meta: { name: "ls", description: "List recorded sessions, newest first" },
   args: {
     ...configArg,
     ...dataDirArg,
+    ...fromArg,
     json: { type: "boolean", description: "one JSON object per session" },
   },
-  run({ args }) {
+  async run({ args }) {
     if (args._.length) throw new EsrError(`ls: unexpected argument ${JSON.stringify(args._[0])}`, 2);
     const config = cliConfig(process.argv, args["data-dir"]);
-    const sessions = listSessions(config.dataDir);
+    const source = eventSource(config, args);
+    const { sessions } = await source.sessions();
+    await source.close();
     if (args.json) {
       for (const s of sessions) console.log(JSON.stringify(s));
       return;

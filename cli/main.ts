@@ -21,6 +21,10 @@ const main = defineCommand({
     pam: () => import("./pam.ts").then((m) => m.pam),
     play: () => import("./play.ts").then((m) => m.play),
     serve: () => import("./serve.ts").then((m) => m.serve),
+    search: () => import("./search.ts").then((m) => m.search),
+    ship: () => import("./ship.ts").then((m) => m.ship),
+    status: () => import("./status.ts").then((m) => m.status),
+    migrate: () => import("./migrate.ts").then((m) => m.migrateCommand),
   },
 });
 

@@ -1,11 +1,10 @@
 import { defineCommand } from "citty";
 import { EsrError } from "../lib/errors.ts";
 import { playFrames, TERMINAL_RESET } from "../lib/replay/play.ts";
-import { SessionFiles } from "../lib/store/file/session-files.ts";
 import { terminalSizeText } from "../lib/events/audit-events.ts";
 import { safeLine, safeText } from "../lib/events/safe-text.ts";
 import { readTerminalRecording } from "../lib/replay/terminal-frames.ts";
-import { cliConfig, configArg, dataDirArg, requireSid, sidArg } from "./common.ts";
+import { cliConfig, configArg, dataDirArg, eventSource, fromArg, requireSid, sidArg } from "./common.ts";
 import { fail } from "./run.ts";
 
 export const play = defineCommand({
@@ -14,6 +13,7 @@ export const play = defineCommand({
     ...sidArg,
     ...configArg,
     ...dataDirArg,
+    ...fromArg,
     speed: { type: "string", valueHint: "N", description: "play N times as fast (default 1)" },
     "skip-idle": { type: "boolean", description: "shorten pauses longer than 0.5 s to 0.5 s" },
   },
@@ -23,7 +23,9 @@ export const play = defineCommand({
     if (!(speed > 0 && Number.isFinite(speed)))
       throw new EsrError(`play: --speed must be a positive number, not ${JSON.stringify(args.speed)}`, 2);
     const config = cliConfig(process.argv, args["data-dir"]);
-    const { frames, size, warnings } = readTerminalRecording(SessionFiles.open(config.dataDir, sid));
+    const source = eventSource(config, args);
+    const { frames, size, warnings } = await readTerminalRecording(await source.session(sid));
+    await source.close();
     if (process.stdout.isTTY) {
       const here = terminalSizeText({ cols: process.stdout.columns, rows: process.stdout.rows });
       if (size && size !== here)

@@ -1,12 +1,11 @@
 import { defineCommand } from "citty";
 import { EsrError } from "../lib/errors.ts";
 import { buildProcessTree, formatProcessTree } from "../lib/replay/process-tree.ts";
-import { SessionFiles } from "../lib/store/file/session-files.ts";
 import { formatEventLines, formatTtyReplay, painter } from "../lib/replay/text-format.ts";
 import { KINDS } from "../lib/events/kinds/index.ts";
 import { safeLine } from "../lib/events/safe-text.ts";
 import { readTerminalRecording } from "../lib/replay/terminal-frames.ts";
-import { cliConfig, configArg, dataDirArg, requireSid, sidArg } from "./common.ts";
+import { cliConfig, configArg, dataDirArg, eventSource, fromArg, requireSid, sidArg } from "./common.ts";
 
 /** --type values and the index types they select. */
 const TYPE_FILES: Record<string, string> = {
@@ -20,6 +19,7 @@ export const replay = defineCommand({
     ...sidArg,
     ...configArg,
     ...dataDirArg,
+    ...fromArg,
     format: {
       type: "string",
       valueHint: "text|json",
@@ -35,7 +35,7 @@ export const replay = defineCommand({
       description: "the session's processes as a tree: pid, argv, return code, connects and opens",
     },
   },
-  run({ args }) {
+  async run({ args }) {
     const sid = requireSid("replay", args);
     const format = args.format ?? "text";
     if (format !== "text" && format !== "json")
@@ -58,19 +58,21 @@ export const replay = defineCommand({
       );
     }
     const config = cliConfig(process.argv, args["data-dir"]);
-    const files = SessionFiles.open(config.dataDir, sid);
-    const events = files.events(types);
+    const source = eventSource(config, args);
+    const recording = await source.session(sid);
+    const events = await recording.events({ streams: types });
     const paint = painter(Boolean(process.stdout.isTTY) && !process.env.NO_COLOR);
     let lines: string[];
     if (args.tree) lines = formatProcessTree(buildProcessTree(events), paint);
     else if (args.tty) {
       // The events already read hold the print events, unless --type left the session's file out.
-      const terminal = readTerminalRecording(files, types && !types.has("events") ? undefined : events);
+      const terminal = await readTerminalRecording(recording, types && !types.has("events") ? undefined : events);
       lines = formatTtyReplay(events, terminal.frames, paint);
     } else lines = format === "json" ? events.map((e) => JSON.stringify(e)) : formatEventLines(events);
     const out = lines.join("\n");
     if (out) process.stdout.write(`${out}\n`);
-    for (const w of files.warnings) process.stderr.write(`esr: warning: ${safeLine(w)}\n`);
-    if (files.warnings.length) process.exitCode = 3;
+    await source.close();
+    for (const w of recording.warnings) process.stderr.write(`esr: warning: ${safeLine(w)}\n`);
+    if (recording.warnings.length) process.exitCode = 3;
   },
 });

@@ -11,9 +11,10 @@ need_root
 # building libbpf, libelf and zlib from Debian's sources for both architectures (native/build.sh).
 # curl, python3, util-linux (setpriv, script), procps, iproute2: used by the tests and the demo;
 # debootstrap (an old-glibc root), qemu-system-arm and cpio (an arm64 VM): the portability tests;
-# chromium (with openssl for a test certificate): the web UI's browser tests drive it through playwright-core.
+# chromium (with openssl for a test certificate): the web UI's browser tests drive it through playwright-core;
+# postgresql: the fleet store tests start a server of their own (test/support/postgres.ts).
 debs=(clang llvm libbpf-dev bpftool gcc gcc-aarch64-linux-gnu libc6-dev-arm64-cross flex bison dpkg-dev bzip2 xz-utils
-  curl util-linux bsdutils procps iproute2 openssh-server debootstrap qemu-system-arm cpio chromium openssl)
+  curl util-linux bsdutils procps iproute2 openssh-server debootstrap qemu-system-arm cpio chromium openssl postgresql)
 missing=()
 for p in "${debs[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

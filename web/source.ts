@@ -6,10 +6,10 @@
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { AuditLog } from "../lib/store/file/audit-log.ts";
-import { SessionFiles } from "../lib/store/file/session-files.ts";
-import { listSessions, type SessionSummary } from "../lib/store/session-summary.ts";
+import { listSessionIds, SessionFiles } from "../lib/store/file/session-files.ts";
+import { summarize, type SessionSummary } from "../lib/store/session-summary.ts";
 import type { AuditEvent } from "../lib/events/audit-events.ts";
-import { readTerminalRecording, type TerminalFrame } from "../lib/replay/terminal-frames.ts";
+import { framesOf, type TerminalFrame } from "../lib/replay/terminal-frames.ts";
 
 export type { SessionSummary };
 
@@ -50,14 +50,18 @@ export function fileSource(dataDir: string): EventSource {
   return {
     sessions() {
       const now = version("");
-      if (listed?.version !== now) listed = { version: now, sessions: listSessions(dataDir) };
+      if (listed?.version !== now) {
+        const all = listSessionIds(dataDir).map(({ sid }) => summarize(SessionFiles.open(dataDir, sid)));
+        listed = { version: now, sessions: all.sort((a, b) => (b.start ?? "").localeCompare(a.start ?? "")) };
+      }
       return listed.sessions;
     },
     sessionVersion: version,
     session(sid) {
       const files = SessionFiles.open(dataDir, sid);
       const events = files.events();
-      const frames = files.terminalOutput() ? readTerminalRecording(files, events).frames : undefined;
+      const output = files.terminalOutput();
+      const frames = output ? framesOf(output, events, files.warnings).frames : undefined;
       return { events, frames, warnings: files.warnings };
     },
     auditLogDays() {

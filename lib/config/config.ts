@@ -36,9 +36,20 @@ export interface EnhancedRecordingConfig {
   rootPath: string;
 }
 
+/** `teleport.storage`: where events and recordings go besides the data dir (docs/contract.md §8). */
+export interface StorageConfig {
+  /** Every entry receives every event; the first is the one read. `file://…` is the local data dir. */
+  auditEventsUris: string[];
+  /** Where finished sessions' recording files go; the first PostgreSQL events URI when absent. */
+  auditSessionsUri?: string;
+  /** How long the fleet store keeps events (`retention_period`). */
+  retentionMs: number;
+}
+
 export interface EsrConfig {
   nodename: string;
   dataDir: string;
+  storage: StorageConfig;
   clusterName: string;
   enhancedRecording: EnhancedRecordingConfig;
   roles: Map<string, EventKind[]>;
@@ -67,6 +78,7 @@ export function defaultConfig(): EsrConfig {
   return {
     nodename,
     dataDir: "/var/lib/esr",
+    storage: { auditEventsUris: [], retentionMs: 365 * DAY_MS },
     clusterName: nodename,
     enhancedRecording: {
       enabled: true,
@@ -285,6 +297,7 @@ function readNodeConfig(r: DocReader, doc: YAMLMap, acc: Accumulator): void {
   if (nodename?.value) cfg.nodename = stringOf(r, nodename);
   const dataDir = r.field(teleport, "teleport", "data_dir");
   if (dataDir?.value) cfg.dataDir = absolutePathOf(r, dataDir);
+  readStorage(r, optionalMap(r, r.field(teleport, "teleport", "storage")), cfg.storage);
 
   const auth = optionalMap(r, r.field(doc, "", "auth_service"));
   const clusterName = r.field(auth, "auth_service", "cluster_name");
@@ -295,6 +308,43 @@ function readNodeConfig(r: DocReader, doc: YAMLMap, acc: Accumulator): void {
 
   const ssh = optionalMap(r, r.field(doc, "", "ssh_service"));
   readEnhancedRecording(r, optionalMap(r, r.field(ssh, "ssh_service", "enhanced_recording")), cfg.enhancedRecording);
+}
+
+function readStorage(r: DocReader, map: YAMLMap | undefined, storage: StorageConfig): void {
+  const events = r.field(map, "teleport.storage", "audit_events_uri");
+  if (events?.value) {
+    // Teleport also takes a single string here.
+    const items = isSeq(events.value) ? seqOf(r, events, "a list of URIs") : [events.value];
+    storage.auditEventsUris = items.map((node) =>
+      storeUriOf(r, { ...events, value: node, line: r.lineOf(node, events.line) }),
+    );
+  }
+  const sessions = r.field(map, "teleport.storage", "audit_sessions_uri");
+  if (sessions?.value) storage.auditSessionsUri = storeUriOf(r, sessions);
+  const retention = r.field(map, "teleport.storage", "retention_period");
+  if (retention?.value) storage.retentionMs = durationOf(r, retention);
+}
+
+/** A store URI's scheme is checked here, where the file and line are known; the rest where it is used. */
+function storeUriOf(r: DocReader, f: Field): string {
+  const value = stringOf(r, f);
+  const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(value)?.[1]?.toLowerCase();
+  if (scheme !== "postgresql" && scheme !== "postgres" && scheme !== "file")
+    r.fail(f, `must be a postgresql://, postgres:// or file:// URI, got ${quote(value.replace(/:[^@/]*@/, ":…@"))}`);
+  return value;
+}
+
+const DAY_MS = 86_400_000;
+const DURATION_UNITS: Record<string, number> = { d: DAY_MS, h: 3_600_000, m: 60_000, s: 1000 };
+
+/** A Go-style duration (`8760h`, `90m`, `1h30m`), plus days (`365d`); at least a second. */
+function durationOf(r: DocReader, f: Field): number {
+  const text = isScalar(f.value) ? String(f.value.value) : "";
+  const parts = [...text.matchAll(/(\d+(?:\.\d+)?)([dhms])/g)];
+  const ms = parts.reduce((sum, [, n, unit]) => sum + Number(n) * DURATION_UNITS[unit!]!, 0);
+  if (!parts.length || parts.map((p) => p[0]).join("") !== text || !(ms >= 1000))
+    r.fail(f, `must be a duration such as 8760h or 365d, got ${describe(f.value)}`);
+  return ms;
 }
 
 function readEnhancedRecording(r: DocReader, map: YAMLMap | undefined, er: EnhancedRecordingConfig): void {

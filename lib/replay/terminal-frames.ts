@@ -4,7 +4,7 @@
  */
 import { EsrError } from "../errors.ts";
 import type { AuditEvent } from "../events/audit-events.ts";
-import type { SessionFiles } from "../store/file/session-files.ts";
+import type { SessionRecording } from "../store/store.ts";
 
 /** A piece of terminal output and when it was shown. */
 export interface TerminalFrame {
@@ -27,13 +27,18 @@ export interface TerminalRecording {
  * from the session's events file unless the caller has them). Bytes that no print event times (a recorder killed
  * between writing them and their print event) come last, at once.
  */
-export function readTerminalRecording(
-  files: SessionFiles,
-  events = files.events(new Set(["events"])),
-): TerminalRecording {
-  const { warnings } = files;
-  const output = files.terminalOutput();
-  if (!output) throw new EsrError(`session ${files.sid} has no terminal recording`);
+export async function readTerminalRecording(
+  recording: SessionRecording,
+  given?: AuditEvent[],
+): Promise<TerminalRecording> {
+  const output = await recording.terminalOutput();
+  if (!output) throw new EsrError(`session ${recording.sid} has no terminal recording`);
+  const events = given ?? (await recording.events({ streams: new Set(["events"]) }));
+  return framesOf(output, events, recording.warnings);
+}
+
+/** The frames of recorded output, timed by the print events among `events`; damage goes to `warnings`. */
+export function framesOf(output: Buffer, events: AuditEvent[], warnings: string[]): TerminalRecording {
   const start = events.find((e) => e.event === "session.start");
   const frames: TerminalFrame[] = [];
   let end = 0;

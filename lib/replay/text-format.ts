@@ -177,3 +177,10 @@ export function formatTtyReplay(events: AuditEvent[], frames: TerminalFrame[], p
   output(screen.flush());
   return lines;
 }
+
+/** One line of `esr search`: date and time, host, login and session, then the event as replay shows it. */
+export function formatSearchLine(e: AuditEvent): string {
+  const date = typeof e.time === "string" ? e.time.slice(0, 10) : "";
+  const where = e.event === "print" ? "" : `  host=${e.server_hostname} login=${e.login} sid=${e.sid}`;
+  return `${date} ${formatEventLine(e)}${where}`;
+}

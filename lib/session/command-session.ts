@@ -5,7 +5,7 @@
 import { existsSync } from "node:fs";
 import { constants } from "node:os";
 import type { Account } from "../sys/accounts.ts";
-import { AuditLog } from "../store/file/audit-log.ts";
+import { FileEventStore } from "../store/file/file-store.ts";
 import type { EsrConfig, EventKind } from "../config/config.ts";
 import { EsrError } from "../errors.ts";
 import type { LostCounts } from "../events/kinds/index.ts";
@@ -39,7 +39,7 @@ export interface CommandSessionResult {
 
 export async function runCommandSession(opts: CommandSessionOptions): Promise<CommandSessionResult> {
   const { config } = opts;
-  const log = AuditLog.open(config.dataDir);
+  const store = FileEventStore.open(config.dataDir);
   const argv = opts.command.length ? opts.command : [opts.login.shell];
   const launch = launchSpec(argv, opts.login);
   // On a terminal, the command gets a pty of its own, whose output is recorded.
@@ -56,7 +56,7 @@ export async function runCommandSession(opts: CommandSessionOptions): Promise<Co
     : undefined;
   try {
     session = RecordedSession.begin({
-      log,
+      store,
       config,
       tracer,
       user: opts.user,

@@ -3,7 +3,7 @@
  * a login): its slice registered with the recorder, session.start, events flushed at least every
  * 0.5 s, and at the end a final drain, session.end and the slice removed (docs/contract.md §5).
  */
-import type { AuditLog } from "../store/file/audit-log.ts";
+import type { EventStore, SessionSink } from "../store/store.ts";
 import { CgroupSlice } from "../sys/cgroup-slice.ts";
 import type { EsrConfig } from "../config/config.ts";
 import { EsrError, errorMessage } from "../errors.ts";
@@ -15,10 +15,10 @@ import {
   type SessionIdentity,
   type SessionStartFields,
 } from "../events/audit-events.ts";
-import { SessionWriter } from "../store/file/session-writer.ts";
 
 export interface SessionOptions {
-  log: AuditLog;
+  /** Where the session is written. */
+  store: EventStore;
   config: EsrConfig;
   /** The recorder that records the slice; none when enhanced recording is off. */
   tracer?: KernelTracer;
@@ -53,7 +53,7 @@ const WRITE_FAILURES = new Set(["ENOSPC", "EDQUOT", "EROFS", "EIO", "EFBIG"]);
 export class RecordedSession {
   readonly sid = crypto.randomUUID();
   readonly identity: SessionIdentity;
-  readonly writer: SessionWriter;
+  readonly writer: SessionSink;
   /** Where the session's processes must run; undefined when enhanced recording is off. */
   readonly slice?: CgroupSlice;
   readonly start = new Date();
@@ -61,16 +61,16 @@ export class RecordedSession {
   private failure: unknown;
 
   private constructor(private readonly opts: SessionOptions) {
-    const { config, log } = opts;
+    const { config, store } = opts;
     this.identity = {
       sid: this.sid,
       user: opts.user,
       login: opts.login,
-      serverId: log.serverId,
+      serverId: store.serverId,
       serverHostname: config.nodename,
       clusterName: config.clusterName,
     };
-    this.writer = new SessionWriter(log, this.sid);
+    this.writer = store.openSession(this.sid);
     if (opts.tracer) {
       this.slice = CgroupSlice.create(opts.tracer.root, this.sid);
       const { identity, writer } = this;
@@ -191,7 +191,7 @@ export class RecordedSession {
       // Say where, and that nothing was left running unrecorded (docs/contract.md §5).
       const killed = this.slice ? "; the session's processes were killed so that nothing runs unrecorded" : "";
       return new EsrError(
-        `session ${this.sid}: cannot write the recording in ${this.opts.log.sessionsDir}: ${errorMessage(this.failure)}${killed}`,
+        `session ${this.sid}: cannot write the recording in ${this.opts.store.location}: ${errorMessage(this.failure)}${killed}`,
       );
     }
     return new EsrError(`session ${this.sid}: ${errorMessage(this.failure)}`);

@@ -7,7 +7,8 @@
  * slice is empty, not at logout: what it left running stays recorded until it exits.
  */
 import { lookupAccount } from "../sys/accounts.ts";
-import { AuditLog } from "../store/file/audit-log.ts";
+import { FileEventStore } from "../store/file/file-store.ts";
+import type { EventStore } from "../store/store.ts";
 import { eventsForUser, possibleEvents, type EsrConfig } from "../config/config.ts";
 import { listenControlSocket } from "./control-socket.ts";
 import type { DaemonReply, HookRequest } from "./protocol.ts";
@@ -65,13 +66,13 @@ class LoginSessions {
 
   private constructor(
     private readonly opts: DaemonOptions,
-    private readonly log: AuditLog,
+    private readonly store: EventStore,
     private readonly tracer: KernelTracer | undefined,
   ) {}
 
   static start(opts: DaemonOptions): LoginSessions {
     const { config } = opts;
-    const log = AuditLog.open(config.dataDir);
+    const store = FileEventStore.open(config.dataDir);
     const er = config.enhancedRecording;
     let daemon: LoginSessions | undefined;
     // One program set for every login; each login's roles pick what its map entry records.
@@ -87,7 +88,7 @@ class LoginSessions {
     for (const path of tracer?.staleSlicesRemoved ?? [])
       opts.log(`removed stale slice ${path}, killing what ran in it`);
     if (!tracer) opts.log("enhanced recording is disabled: logins get session.start and session.end only");
-    daemon = new LoginSessions(opts, log, tracer);
+    daemon = new LoginSessions(opts, store, tracer);
     return daemon;
   }
 
@@ -111,7 +112,7 @@ class LoginSessions {
       );
     const { config } = this.opts;
     const session = RecordedSession.begin({
-      log: this.log,
+      store: this.store,
       config,
       tracer: this.tracer,
       user,

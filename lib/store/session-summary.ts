@@ -1,6 +1,7 @@
-/** `esr ls`: one summary per recorded session, newest first. */
-import { listSessionIds, SessionFiles } from "./file/session-files.ts";
+/** What `esr ls` shows of a session. */
+import type { SessionFiles } from "./file/session-files.ts";
 import { KINDS, noLoss, type LostCounts } from "../events/kinds/index.ts";
+import type { AuditEvent } from "../events/audit-events.ts";
 
 export interface SessionSummary {
   sid: string;
@@ -17,27 +18,30 @@ export interface SessionSummary {
   warnings: number;
 }
 
-export function listSessions(dataDir: string): SessionSummary[] {
-  return listSessionIds(dataDir)
-    .map(({ sid }) => summarize(dataDir, sid))
-    .sort((a, b) => (b.start ?? "").localeCompare(a.start ?? ""));
-}
-
 /**
  * Start and end come from the session's events file; the enhanced events are only counted, so a
  * session of millions of events is listed without holding them in memory.
  */
-function summarize(dataDir: string, sid: string): SessionSummary {
-  const files = SessionFiles.open(dataDir, sid);
-  const events = files.events(new Set(["events"]));
+export function summarize(files: SessionFiles): SessionSummary {
+  const counts = Object.fromEntries(KINDS.map((kind) => [kind.name, files.count(kind.event)]));
+  return summaryOf(files.sid, files.events(new Set(["events"])), counts, files.warnings.length);
+}
+
+/** A summary from a session's start and end events and its event counts by kind, wherever they are stored. */
+export function summaryOf(
+  sid: string,
+  sessionEvents: AuditEvent[],
+  counts: Partial<LostCounts>,
+  warnings: number,
+): SessionSummary {
   const summary: SessionSummary = {
     sid,
     command: [],
-    counts: noLoss(),
+    counts: { ...noLoss(), ...counts },
     lost: noLoss(),
-    warnings: 0,
+    warnings,
   };
-  for (const e of events) {
+  for (const e of sessionEvents) {
     if (e.event === "session.start") {
       summary.start = e.time;
       summary.login = e.login;
@@ -50,7 +54,5 @@ function summarize(dataDir: string, sid: string): SessionSummary {
       Object.assign(summary.lost, e.lost_events);
     }
   }
-  for (const kind of KINDS) summary.counts[kind.name] = files.count(kind.event);
-  summary.warnings = files.warnings.length;
   return summary;
 }

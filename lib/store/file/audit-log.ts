@@ -9,6 +9,7 @@ import {
   lstatSync,
   mkdirSync,
   readFileSync,
+  readdirSync,
   readlinkSync,
   renameSync,
   statSync,
@@ -53,23 +54,36 @@ export class AuditLog {
   }
 
   /** Opens an existing audit log for reading; never creates anything. */
-  static read(dataDir: string): { sessionsDir: string } {
+  static read(dataDir: string): { serverId: string; sessionsDir: string; dailyDir: string } {
     const uuidFile = join(dataDir, "host_uuid");
     if (!existsSync(uuidFile)) throw new EsrError(`no recordings in ${dataDir} (no host_uuid)`);
     const serverId = readHostUuid(uuidFile);
-    return { sessionsDir: sessionsDirOf(dataDir, serverId) };
+    return { serverId, sessionsDir: sessionsDirOf(dataDir, serverId), dailyDir: join(dataDir, "log", serverId) };
   }
 
   /** Appends JSON lines to today's file, moving `events.log` to it when the day changes. */
   append(lines: string) {
     const day = new Date().toISOString().slice(0, 10);
-    const name = `${day}.00:00:00.log`;
+    const name = dailyLogName(day);
     if (day !== this.currentDay) {
       this.currentDay = day;
       pointEventsLog(this.logDir, join(this.serverId, name));
     }
     appendFileSync(join(this.logDir, this.serverId, name), lines, { mode: 0o600 });
   }
+}
+
+/** The daily file of every event (`YYYY-MM-DD.00:00:00.log`). */
+function dailyLogName(day: string): string {
+  return `${day}.00:00:00.log`;
+}
+
+/** The daily event files of a data dir, oldest first: every event the host recorded, in order. */
+export function dailyLogFiles(dailyDir: string): string[] {
+  if (!existsSync(dailyDir)) return [];
+  return readdirSync(dailyDir)
+    .filter((name) => /^\d{4}-\d{2}-\d{2}\.00:00:00\.log$/.test(name))
+    .sort();
 }
 
 /** <data_dir>/log/<server_id>/sessions/default (docs/contract.md §4). */

@@ -4,7 +4,7 @@
  * comes before the damage, and a warning that says where.
  */
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
-import { join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { AuditLog, UUID_RE } from "./audit-log.ts";
 import { EsrError, errorMessage } from "../../errors.ts";
 import { countLines, gunzipMemberBytes, gunzipMembers } from "./gzip-members.ts";
@@ -24,6 +24,22 @@ export function checkSessionId(sid: string) {
 }
 
 /**
+ * Where a session's files are read from: the sessions directory, or copies of its files kept
+ * elsewhere (the fleet store), read with the same code so both give the same output.
+ */
+export interface FileShelf {
+  /** The bytes of one file; throws when it cannot be read. */
+  read(fileName: string): Buffer;
+  /** How a warning names the file. */
+  describe(fileName: string): string;
+}
+
+/** The files of a sessions directory. */
+export function directoryShelf(dir: string): FileShelf {
+  return { read: (name) => readFileSync(join(dir, name)), describe: (name) => join(dir, name) };
+}
+
+/**
  * One recorded session's files, as its index names them: the index is read once, and every
  * warning about what could not be read gathers here, once each.
  */
@@ -31,11 +47,11 @@ export class SessionFiles {
   readonly warnings: string[] = [];
   private readonly entries: IndexEntry[];
 
-  private constructor(
+  constructor(
     readonly sid: string,
-    private readonly sessionsDir: string,
+    private readonly shelf: FileShelf,
   ) {
-    this.entries = readIndex(join(sessionsDir, indexFileName(sid)), this.warnings);
+    this.entries = readIndex(shelf, indexFileName(sid), this.warnings);
   }
 
   static open(dataDir: string, sid: string): SessionFiles {
@@ -43,15 +59,20 @@ export class SessionFiles {
     const { sessionsDir } = AuditLog.read(dataDir);
     if (!existsSync(join(sessionsDir, indexFileName(sid))))
       throw new EsrError(`unknown session ${sid} (not in ${dataDir})`);
-    return new SessionFiles(sid, sessionsDir);
+    return new SessionFiles(sid, directoryShelf(sessionsDir));
+  }
+
+  /** The file names the index lists, index first: what a copy of the session must hold. */
+  fileNames(): string[] {
+    return [indexFileName(this.sid), ...this.entries.map((entry) => entry.file_name)];
   }
 
   /** The events of the files of some index types (all but the terminal output when undefined), in `ei` order. */
   events(types?: Set<string>): AuditEvent[] {
     const events: AuditEvent[] = [];
-    for (const path of this.paths((type) => type !== CHUNKS_TYPE && (!types || types.has(type)))) {
+    for (const name of this.names((type) => type !== CHUNKS_TYPE && (!types || types.has(type)))) {
       // Not push(...): a file of a long session holds more events than a call can take arguments.
-      for (const event of readEventFile(path, this.warnings)) events.push(event);
+      for (const event of readEvents(this.shelf, name, this.warnings)) events.push(event);
     }
     return events.sort((a, b) => a.ei - b.ei);
   }
@@ -59,28 +80,31 @@ export class SessionFiles {
   /** How many events the files of one index type hold, counted without parsing them. */
   count(type: string): number {
     let n = 0;
-    for (const path of this.paths((t) => t === type))
-      n += readGzipFile(path, this.warnings, "events", countLines)?.lines ?? 0;
+    for (const name of this.names((t) => t === type))
+      n += readGzipFile(this.shelf, name, this.warnings, "events", countLines)?.lines ?? 0;
     return n;
   }
 
   /** The bytes the session's terminal showed; undefined when it was not recorded on a terminal. */
   terminalOutput(): Buffer | undefined {
-    const paths = this.paths((type) => type === CHUNKS_TYPE);
-    if (paths.length === 0) return undefined;
+    const names = this.names((type) => type === CHUNKS_TYPE);
+    if (names.length === 0) return undefined;
     return Buffer.concat(
-      paths.map((path) => readGzipFile(path, this.warnings, "output", gunzipMemberBytes)?.bytes ?? Buffer.alloc(0)),
+      names.map(
+        (name) => readGzipFile(this.shelf, name, this.warnings, "output", gunzipMemberBytes)?.bytes ?? Buffer.alloc(0),
+      ),
     );
   }
 
-  private paths(wanted: (type: string) => boolean): string[] {
-    return this.entries.filter((entry) => wanted(entry.type)).map((entry) => join(this.sessionsDir, entry.file_name));
+  private names(wanted: (type: string) => boolean): string[] {
+    return this.entries.filter((entry) => wanted(entry.type)).map((entry) => entry.file_name);
   }
 }
 
-function readIndex(path: string, warnings: string[]): IndexEntry[] {
+function readIndex(shelf: FileShelf, name: string, warnings: string[]): IndexEntry[] {
   const entries: IndexEntry[] = [];
-  for (const [i, line] of readFileSync(path, "utf8").split("\n").entries()) {
+  const path = shelf.describe(name);
+  for (const [i, line] of shelf.read(name).toString("utf8").split("\n").entries()) {
     if (!line.trim()) continue;
     try {
       const entry = JSON.parse(line) as IndexEntry;
@@ -97,14 +121,16 @@ function readIndex(path: string, warnings: string[]): IndexEntry[] {
 
 /** One `.gz` file decompressed up to the first damage, which is reported; undefined when it cannot be read. */
 function readGzipFile<T extends { error?: string }>(
-  path: string,
+  shelf: FileShelf,
+  name: string,
   warnings: string[],
   what: string,
   gunzip: (bytes: Uint8Array) => T,
 ): T | undefined {
+  const path = shelf.describe(name);
   let bytes: Buffer;
   try {
-    bytes = readFileSync(path);
+    bytes = shelf.read(name);
   } catch (err) {
     warnings.push(`${path}: cannot read (${errorMessage(err)})`);
     return undefined;
@@ -116,7 +142,12 @@ function readGzipFile<T extends { error?: string }>(
 
 /** The events of one `.gz` file, up to the first damage. */
 export function readEventFile(path: string, warnings: string[]): AuditEvent[] {
-  const content = readGzipFile(path, warnings, "events", gunzipMembers);
+  return readEvents(directoryShelf(dirname(path)), basename(path), warnings);
+}
+
+function readEvents(shelf: FileShelf, name: string, warnings: string[]): AuditEvent[] {
+  const path = shelf.describe(name);
+  const content = readGzipFile(shelf, name, warnings, "events", gunzipMembers);
   if (!content) return [];
   const events: AuditEvent[] = [];
   const lines = content.text.split("\n");

@@ -8,6 +8,7 @@
 import { appendFileSync } from "node:fs";
 import { join } from "node:path";
 import type { AuditLog } from "./audit-log.ts";
+import type { SessionSink } from "../store.ts";
 import { GzipMemberFile, TextBatch } from "./gzip-members.ts";
 import type { AuditEvent } from "../../events/audit-events.ts";
 import { kindOfEvent } from "../../events/kinds/index.ts";
@@ -29,7 +30,7 @@ export function indexFileName(sid: string): string {
   return `${sid}.index`;
 }
 
-export class SessionWriter {
+export class SessionWriter implements SessionSink {
   private readonly files = new Map<string, GzipMemberFile>();
   /** events.log lines, written in bounded pieces like the gzip members. */
   private readonly logBatch = new TextBatch();

@@ -1,0 +1,121 @@
+/**
+ * The local data dir as a store: sessions written as docs/contract.md §4 files (the durable spool that the
+ * fleet shipper reads), and read back from them.
+ */
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { AuditLog, dailyLogFiles } from "./audit-log.ts";
+import { listSessionIds, SessionFiles } from "./session-files.ts";
+import { SessionWriter } from "./session-writer.ts";
+import { summarize } from "../session-summary.ts";
+import {
+  DEFAULT_SEARCH_LIMIT,
+  eventKey,
+  matchesSearch,
+  pageOfEvents,
+  pageOfSessions,
+  type EventQuery,
+  type EventSource,
+  type EventStore,
+  type SearchPage,
+  type SearchQuery,
+  type SessionPage,
+  type SessionRecording,
+  type SessionSink,
+} from "../store.ts";
+import type { AuditEvent } from "../../events/audit-events.ts";
+
+export class FileEventStore implements EventStore {
+  private constructor(readonly log: AuditLog) {}
+
+  /** Opens (creating it if needed) the data dir for writing; a clear error if it cannot be written. */
+  static open(dataDir: string): FileEventStore {
+    return new FileEventStore(AuditLog.open(dataDir));
+  }
+
+  get serverId(): string {
+    return this.log.serverId;
+  }
+
+  get location(): string {
+    return this.log.sessionsDir;
+  }
+
+  openSession(sid: string): SessionSink {
+    return new SessionWriter(this.log, sid);
+  }
+}
+
+export class FileEventSource implements EventSource {
+  constructor(readonly dataDir: string) {}
+
+  get location(): string {
+    return this.dataDir;
+  }
+
+  async sessions(page?: { limit?: number; after?: string }): Promise<SessionPage> {
+    const all = listSessionIds(this.dataDir).map(({ sid }) => summarize(SessionFiles.open(this.dataDir, sid)));
+    return pageOfSessions(all, page);
+  }
+
+  async session(sid: string): Promise<SessionRecording> {
+    return new FilesRecording(SessionFiles.open(this.dataDir, sid));
+  }
+
+  /** Scans the daily event files: fine for one host's data dir; the fleet store has indexes for this. */
+  async search(query: SearchQuery): Promise<SearchPage> {
+    const { dailyDir } = AuditLog.read(this.dataDir);
+    const after = query.after;
+    const found: { key: string; event: AuditEvent }[] = [];
+    for (const name of dailyLogFiles(dailyDir)) {
+      for (const line of readFileSync(join(dailyDir, name), "utf8").split("\n")) {
+        if (!line) continue;
+        let event: AuditEvent;
+        try {
+          event = JSON.parse(line);
+        } catch {
+          continue; // a line being written; replay reports damage, search only finds
+        }
+        const key = eventKey(event);
+        if ((after === undefined || key < after) && matchesSearch(event, query)) found.push({ key, event });
+      }
+    }
+    found.sort((a, b) => (a.key < b.key ? 1 : a.key > b.key ? -1 : 0));
+    const limit = query.limit ?? DEFAULT_SEARCH_LIMIT;
+    const events = found.slice(0, limit).map((f) => f.event);
+    return found.length > limit ? { events, next: eventKey(events.at(-1)!) } : { events };
+  }
+
+  async close() {}
+}
+
+/**
+ * A session read from its files. The events of each selection are parsed once and then paged from
+ * memory, so a reader walking a long session page by page does not decompress it per page.
+ */
+export class FilesRecording implements SessionRecording {
+  private cached?: { key: string; events: AuditEvent[] };
+
+  constructor(readonly files: SessionFiles) {}
+
+  get sid(): string {
+    return this.files.sid;
+  }
+
+  get warnings(): string[] {
+    return this.files.warnings;
+  }
+
+  async events(query: EventQuery = {}): Promise<AuditEvent[]> {
+    const key = query.streams ? [...query.streams].sort().join(",") : "*";
+    if (this.cached?.key !== key) {
+      const streams = query.streams && new Set(query.streams);
+      this.cached = { key, events: this.files.events(streams) };
+    }
+    return pageOfEvents(this.cached.events, query);
+  }
+
+  async terminalOutput(): Promise<Buffer | undefined> {
+    return this.files.terminalOutput();
+  }
+}

@@ -1,0 +1,212 @@
+/**
+ * Reading the fleet store: sessions listed from their start and end events, searches over the
+ * events table, and a session read back from its stored files with the same code that reads them
+ * from the data dir, so `replay` and `play` print the same bytes from either. A session whose
+ * recording is not stored yet (still running, or its host not caught up) is read from its events.
+ */
+import type { SQL } from "bun";
+import { checkSessionId, SessionFiles, type FileShelf } from "../file/session-files.ts";
+import { FilesRecording } from "../file/file-store.ts";
+import { summaryOf } from "../session-summary.ts";
+import {
+  DEFAULT_SEARCH_LIMIT,
+  eventKey,
+  pageOfSessions,
+  sessionPageKey,
+  splitKey,
+  type EventQuery,
+  type EventSource,
+  type SearchPage,
+  type SearchQuery,
+  type SessionPage,
+  type SessionRecording,
+} from "../store.ts";
+import type { AuditEvent } from "../../events/audit-events.ts";
+import { KINDS } from "../../events/kinds/index.ts";
+import { EsrError } from "../../errors.ts";
+import { connect, storeError } from "./connection.ts";
+import { maskPassword } from "./uri.ts";
+import { SEARCH_TEXT } from "./schema.ts";
+
+const ENHANCED: string[] = KINDS.map((k) => k.event);
+const KIND_OF_EVENT: Record<string, string> = Object.fromEntries(KINDS.map((k) => [k.event, k.name]));
+
+export class PostgresEventSource implements EventSource {
+  private readonly sql: SQL;
+  private readonly recordingsSql: SQL;
+  readonly location: string;
+
+  /** `sessionsUri`: where recordings are, when not with the events. */
+  constructor(uri: string, sessionsUri?: string) {
+    this.location = maskPassword(uri);
+    this.sql = connect(uri);
+    this.recordingsSql = sessionsUri && sessionsUri !== uri ? connect(sessionsUri) : this.sql;
+  }
+
+  private async query<T>(what: string, run: (sql: SQL) => Promise<T>, sql = this.sql): Promise<T> {
+    try {
+      return await run(sql);
+    } catch (err) {
+      throw storeError(this.location, what, err);
+    }
+  }
+
+  async sessions(page: { limit?: number; after?: string } = {}): Promise<SessionPage> {
+    const after = page.after === undefined ? undefined : splitKey(page.after);
+    if (page.after !== undefined && !after)
+      throw new EsrError(`not a session page key: ${JSON.stringify(page.after)}`, 2);
+    const limit = page.limit ?? 1_000_000;
+    const starts: { sid: string; data: AuditEvent }[] = await this.query("listing sessions", (sql) =>
+      sql.unsafe(
+        `SELECT session_id::text AS sid, event_data AS data FROM events
+         WHERE event_type = 'session.start' ${after ? "AND (event_time, session_id) < ($2::timestamptz, $3::uuid)" : ""}
+         ORDER BY event_time DESC, session_id DESC LIMIT $1`,
+        after ? [limit + 1, after.time, after.id] : [limit + 1],
+      ),
+    );
+    if (starts.length === 0) return { sessions: [] };
+    const sids = starts.map((s) => s.sid);
+    const rows: { sid: string; type: string; n: number; data: AuditEvent | null }[] = await this.query(
+      "listing sessions",
+      (sql) => sql`
+        SELECT session_id::text AS sid, event_type AS type, count(*)::int AS n,
+               (array_agg(event_data) FILTER (WHERE event_type = 'session.end'))[1] AS data
+        FROM events WHERE session_id = ANY(${sids}::uuid[]) AND event_type = ANY(${[...ENHANCED, "session.end"]}::text[])
+        GROUP BY 1, 2`,
+    );
+    const summaries = starts.map(({ sid, data }) => {
+      const mine = rows.filter((r) => r.sid === sid);
+      const counts = Object.fromEntries(
+        mine.filter((r) => r.type in KIND_OF_EVENT).map((r) => [KIND_OF_EVENT[r.type], r.n]),
+      );
+      const end = mine.find((r) => r.type === "session.end")?.data;
+      return summaryOf(sid, end ? [data, end] : [data], counts, 0);
+    });
+    const result = pageOfSessions(summaries, { limit });
+    return result.sessions.length < starts.length
+      ? { ...result, next: sessionPageKey(result.sessions.at(-1)!) }
+      : result;
+  }
+
+  async search(q: SearchQuery): Promise<SearchPage> {
+    const params: unknown[] = [];
+    const where: string[] = [];
+    const param = (value: unknown, cast = "") => {
+      params.push(value);
+      return `$${params.length}${cast}`;
+    };
+    if (q.since !== undefined) where.push(`event_time >= ${param(q.since, "::timestamptz")}`);
+    if (q.until !== undefined) where.push(`event_time < ${param(q.until, "::timestamptz")}`);
+    if (q.user !== undefined) where.push(`event_data->>'user' = ${param(q.user)}`);
+    if (q.login !== undefined) where.push(`event_data->>'login' = ${param(q.login)}`);
+    if (q.host !== undefined) where.push(`event_data->>'server_hostname' = ${param(q.host)}`);
+    if (q.types !== undefined) where.push(`event_type = ANY(${param(q.types, "::text[]")})`);
+    if (q.program !== undefined) where.push(`event_data->>'program' = ${param(q.program)}`);
+    if (q.sid !== undefined) {
+      checkSessionId(q.sid);
+      where.push(`session_id = ${param(q.sid, "::uuid")}`);
+    }
+    if (q.text !== undefined)
+      where.push(`${SEARCH_TEXT} ILIKE ${param(`%${q.text.replace(/[\\%_]/g, (c) => `\\${c}`)}%`)}`);
+    if (q.after !== undefined) {
+      const key = splitKey(q.after);
+      if (!key) throw new EsrError(`search: --after must be a key printed by a previous search`, 2);
+      where.push(`(event_time, event_id) < (${param(key.time, "::timestamptz")}, ${param(key.id, "::uuid")})`);
+    }
+    const limit = q.limit ?? DEFAULT_SEARCH_LIMIT;
+    const rows: { data: AuditEvent }[] = await this.query("searching", (sql) =>
+      sql.unsafe(
+        `SELECT event_data AS data FROM events ${where.length ? `WHERE ${where.join(" AND ")}` : ""}
+         ORDER BY event_time DESC, event_id DESC LIMIT ${param(limit + 1)}`,
+        params,
+      ),
+    );
+    const events = rows.slice(0, limit).map((r) => r.data);
+    return rows.length > limit ? { events, next: eventKey(events.at(-1)!) } : { events };
+  }
+
+  async session(sid: string): Promise<SessionRecording> {
+    checkSessionId(sid);
+    const parts: { name: string; part: number; parts: number; data: Uint8Array }[] = await this.query(
+      `reading session ${sid}`,
+      (sql) => sql`
+        SELECT file_name AS name, part, parts, data FROM recordings
+        WHERE session_id = ${sid}::uuid ORDER BY file_name, part`,
+      this.recordingsSql,
+    );
+    if (parts.length) return new FilesRecording(new SessionFiles(sid, this.shelf(sid, parts)));
+    const [{ n }] = await this.query(
+      `reading session ${sid}`,
+      (sql) => sql`SELECT count(*)::int AS n FROM events WHERE session_id = ${sid}::uuid`,
+    );
+    if (n === 0) throw new EsrError(`unknown session ${sid} (not in ${this.location})`);
+    return new EventsRecording(sid, this);
+  }
+
+  /** A session's stored files as a shelf; a file with parts missing reads as far as they go, and says so. */
+  private shelf(sid: string, parts: { name: string; part: number; parts: number; data: Uint8Array }[]): FileShelf {
+    const files = new Map<string, Buffer>();
+    const warnings = new Map<string, string>();
+    for (const name of new Set(parts.map((p) => p.name))) {
+      const mine = parts.filter((p) => p.name === name);
+      const contiguous = mine.filter((p, i) => p.part === i);
+      if (contiguous.length !== mine[0]!.parts)
+        warnings.set(name, `${contiguous.length} of ${mine[0]!.parts} parts stored`);
+      files.set(name, Buffer.concat(contiguous.map((p) => p.data)));
+    }
+    const where = (name: string) => `${this.location} recording ${sid}/${name}`;
+    return {
+      read: (name) => {
+        const data = files.get(name);
+        if (!data) throw new Error("not stored");
+        if (warnings.has(name)) throw new Error(warnings.get(name));
+        return data;
+      },
+      describe: where,
+    };
+  }
+
+  /** Events of one session by `ei`, from the events table. */
+  async sessionEvents(sid: string, query: EventQuery): Promise<AuditEvent[]> {
+    const streams = query.streams;
+    const types = streams && [...streams].filter((s) => s !== "events");
+    const sessionStream = !streams || streams.has("events");
+    return (
+      await this.query(
+        `reading session ${sid}`,
+        (sql) => sql`
+          SELECT event_data AS data FROM events WHERE session_id = ${sid}::uuid
+            AND (${types === undefined} OR event_type = ANY(${types ?? []}::text[])
+                 OR (${sessionStream} AND NOT event_type = ANY(${ENHANCED}::text[])))
+            AND (event_data->>'ei')::bigint >= ${query.fromEi ?? 0}
+          ORDER BY (event_data->>'ei')::bigint
+          LIMIT ${query.limit ?? null}::bigint`,
+      )
+    ).map((r: { data: AuditEvent }) => r.data);
+  }
+
+  async close() {
+    await this.sql.close();
+    if (this.recordingsSql !== this.sql) await this.recordingsSql.close();
+  }
+}
+
+/** A session whose files are not stored (yet): its events, and no terminal output. */
+class EventsRecording implements SessionRecording {
+  readonly warnings: string[];
+
+  constructor(
+    readonly sid: string,
+    private readonly source: PostgresEventSource,
+  ) {
+    this.warnings = [`session ${sid}: its recording is not in ${source.location} yet; showing its events`];
+  }
+
+  events(query: EventQuery = {}): Promise<AuditEvent[]> {
+    return this.source.sessionEvents(this.sid, query);
+  }
+
+  async terminalOutput(): Promise<Buffer | undefined> {
+    return undefined;
+  }
+}
