@@ -11,7 +11,7 @@ import { commandText, destinationText, openText, returnCodeText, shellQuote } fr
 import { neverShown } from "./shown.ts";
 import type { EventSource } from "./source.ts";
 import { TerminalFilter } from "./terminal-filter.ts";
-import { FLAG, KIND } from "./timeline-codes.ts";
+import { FLAG, KIND, type SessionMeta } from "./timeline-codes.ts";
 
 const KIND_OF: Record<string, number> = {
   "session.command": KIND.command,
@@ -21,23 +21,7 @@ const KIND_OF: Record<string, number> = {
 
 export interface SessionView {
   sid: string;
-  meta: {
-    sid: string;
-    start?: string;
-    end?: string;
-    host?: string;
-    login?: string;
-    user?: string;
-    command: string[];
-    size?: string;
-    exitCode?: number;
-    lost: Record<string, number>;
-    durationMs: number;
-    terminal: boolean;
-    unseen: number;
-    truncated: number;
-    warnings: string[];
-  };
+  meta: SessionMeta;
   list: AuditEvent[];
   index: { ms: number[]; kind: number[]; flags: number[] };
   output?: { ms: number[]; length: number[]; bytes: Uint8Array };

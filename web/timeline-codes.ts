@@ -1,4 +1,4 @@
-/** The codes of a session's timeline index, shared by the server that builds it and the page that draws it. */
+/** What the server that builds a session's view and the page that draws it share: codes and shapes. */
 export const KIND = { session: 0, command: 1, network: 2, disk: 3 } as const;
 
 export const FLAG = { unseen: 1, truncated: 2, failed: 4, lost: 8 } as const;
@@ -10,3 +10,22 @@ export const FLAG = { unseen: 1, truncated: 2, failed: 4, lost: 8 } as const;
  * screen at an instant therefore shows the output read up to this long after it.
  */
 export const OUTPUT_LAG_MS = 50;
+
+/** A session's facts at the top of its page. */
+export interface SessionMeta {
+  sid: string;
+  start?: string;
+  end?: string;
+  host?: string;
+  login?: string;
+  user?: string;
+  command: string[];
+  size?: string;
+  exitCode?: number;
+  lost: Record<string, number>;
+  durationMs: number;
+  terminal: boolean;
+  unseen: number;
+  truncated: number;
+  warnings: string[];
+}

@@ -10,24 +10,7 @@ import { EventList, type ListedEvent } from "./event-list.ts";
 import { lastAtOrBefore, Player, type Frames } from "./player.ts";
 import { Timeline, type TimelineIndex } from "./timeline.ts";
 import { treeView, type TreeNode } from "./tree-view.ts";
-
-interface Meta {
-  sid: string;
-  start?: string;
-  end?: string;
-  host?: string;
-  login?: string;
-  user?: string;
-  command: string[];
-  size?: string;
-  exitCode?: number;
-  lost: Record<string, number>;
-  durationMs: number;
-  terminal: boolean;
-  unseen: number;
-  truncated: number;
-  warnings: string[];
-}
+import type { SessionMeta } from "../timeline-codes.ts";
 
 const TICK_MS = 40;
 const IDLE_MS = 500;
@@ -35,7 +18,7 @@ const SPEEDS = [0.5, 1, 2, 4, 8, 16, 64];
 
 export async function sessionPage(app: HTMLElement, sid: string) {
   const base = `/api/sessions/${encodeURIComponent(sid)}`;
-  const { meta, index, frames } = await getJson<{ meta: Meta; index: TimelineIndex; frames?: Frames }>(base);
+  const { meta, index, frames } = await getJson<{ meta: SessionMeta; index: TimelineIndex; frames?: Frames }>(base);
   const bytes = frames ? await getBytes(`${base}/output`) : undefined;
   clear(app);
 
