@@ -38,7 +38,9 @@ chmod +x "$init/init"
 (cd "$init" && find . | cpio -o -H newc --quiet) >"$work/initrd"
 
 started=$(date +%s)
-timeout 900 qemu-system-aarch64 -M virt -cpu max -m 3G -smp 2 -nographic -no-reboot \
+# -nic none: the VM needs no network, and the default NIC wants iPXE's ROM (ipxe-qemu), which a
+# --no-install-recommends install of qemu-system-arm leaves out.
+timeout 900 qemu-system-aarch64 -M virt -cpu max -m 3G -smp 2 -nographic -no-reboot -nic none \
   -kernel "$debs/vmlinuz" -initrd "$work/initrd" -append "console=ttyAMA0 panic=-1 quiet" \
   </dev/null >"$work/console" 2>&1 || true
 tr -d '\r' <"$work/console" | sed -n '/^ESR-SMOKE-BEGIN/,/^ESR-SMOKE-END/p' >"$work/result"

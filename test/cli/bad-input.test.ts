@@ -10,7 +10,8 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 import { configInput, fuzzConfig, fuzzGzip, rng } from "../../scripts/fuzz.ts";
-import { requireRootAndEsr, sessionsDir } from "../support/adversary.ts";
+import { requireRootAndEsr } from "../support/adversary.ts";
+import { sessionsDir } from "../support/harness.ts";
 import { ESR, record, runEsr, tempDir, type RunResult } from "../support/harness.ts";
 
 // Real processes on a shared 2-core machine: a busy host makes them slow, never wrong.

@@ -6,16 +6,8 @@
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { chmodSync, existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import {
-  evade,
-  procState,
-  requireRootAndEsr,
-  rssKiB,
-  sessionsDir,
-  startRecording,
-  waitFor,
-} from "../support/adversary.ts";
-import { ESR, execLines, ofType, record, replayEvents, runEsr, tempDir } from "../support/harness.ts";
+import { evade, procState, requireRootAndEsr, rssKiB, startRecording, waitFor } from "../support/adversary.ts";
+import { ESR, execLines, ofType, record, replayEvents, runEsr, sessionsDir, tempDir } from "../support/harness.ts";
 
 // Real processes on a shared 2-core machine: a busy host makes them slow, never wrong.
 setDefaultTimeout(120_000);

@@ -6,7 +6,8 @@
 import { beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { chmodSync, chownSync, lstatSync, mkdirSync, readFileSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { requireRootAndEsr, sessionsDir, walk } from "../support/adversary.ts";
+import { requireRootAndEsr, walk } from "../support/adversary.ts";
+import { sessionsDir } from "../support/harness.ts";
 import { ESR, execLines, ofType, record, replayEvents, runEsr, tempDir } from "../support/harness.ts";
 
 // Real processes on a shared 2-core machine: a busy host makes them slow, never wrong.

@@ -7,7 +7,8 @@ import { existsSync, statSync, truncateSync } from "node:fs";
 import { join } from "node:path";
 import { ScreenText } from "../../lib/replay/screen-text.ts";
 import { ESR, record, runEsr } from "../support/harness.ts";
-import { PtySession, recordOnPty, sessionFile, sessionIndex, sessionsDir } from "../support/pty-session.ts";
+import { sessionsDir } from "../support/harness.ts";
+import { PtySession, recordOnPty, sessionFile, sessionIndex } from "../support/pty-session.ts";
 
 beforeAll(() => {
   if (process.getuid?.() !== 0) throw new Error("these tests load BPF programs and must run as root");

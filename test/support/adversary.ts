@@ -32,11 +32,6 @@ export function evade(): string {
   return out;
 }
 
-/** The session files of a data dir (host uuid, sessions dir). */
-export function sessionsDir(dataDir: string): string {
-  return join(dataDir, "log", readFileSync(join(dataDir, "host_uuid"), "utf8").trim(), "sessions", "default");
-}
-
 /** Every path under `dir`, itself included. */
 export function walk(dir: string): string[] {
   const out = [dir];

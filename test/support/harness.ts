@@ -2,7 +2,7 @@
  * End-to-end test helpers: run the real esr executable (dist/esr, built by scripts/build.ts) as
  * root on the real kernel, and read back what it recorded.
  */
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { AuditEvent, EventName, EventOf } from "../../lib/events/audit-events.ts";
@@ -10,6 +10,11 @@ import type { AuditEvent, EventName, EventOf } from "../../lib/events/audit-even
 export const ROOT = join(import.meta.dir, "..", "..");
 export const FIXTURES = join(ROOT, "test", "fixtures");
 export const ESR = process.env.ESR_BIN ?? join(ROOT, "dist", "esr");
+
+/** The session files of a data dir (host uuid, sessions dir). */
+export function sessionsDir(dataDir: string): string {
+  return join(dataDir, "log", readFileSync(join(dataDir, "host_uuid"), "utf8").trim(), "sessions", "default");
+}
 
 export function tempDir(prefix = "esr-test-"): string {
   return mkdtempSync(join(tmpdir(), prefix));

@@ -4,7 +4,7 @@
  */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { ESR, tempDir } from "./harness.ts";
+import { ESR, sessionsDir, tempDir } from "./harness.ts";
 
 export class PtySession {
   /** Every byte the terminal received, in order. */
@@ -92,10 +92,6 @@ export function recordOnPty(
   const dataDir = tempDir();
   const session = new PtySession([ESR, "record", "--data-dir", dataDir, ...(opts.flags ?? []), "--", ...command], opts);
   return { session, dataDir };
-}
-
-export function sessionsDir(dataDir: string): string {
-  return join(dataDir, "log", readFileSync(join(dataDir, "host_uuid"), "utf8").trim(), "sessions", "default");
 }
 
 /** The entries of a session's index file. */
