@@ -39,13 +39,13 @@ struct {
 
 /*
  * Where an event is built before it is copied to the ring: too large for the stack or for a per-CPU
- * map (32 KiB limit), so a plain array with one slot per CPU (the recorder sizes it). `busy` guards
- * against a preempted syscall-exit program sharing its CPU's slot with the next one. `overflow`
+ * map (32 KiB limit), so a plain array with one slot per CPU (the recorder sizes it), claimed with
+ * claim_slot (bpf/esr.h) so that a preempted program never shares it with the next one. `overflow`
  * lets a failed exec read each argument with a constant size limit, which the verifier can bound;
  * what lands there is past the end of data and is not sent.
  */
 struct exec_scratch {
-	__u32 busy;
+	__u32 claims;
 	__u32 _pad;
 	struct esr_exec_event event;
 	char overflow[ESR_ARGV_MAX];
@@ -65,11 +65,10 @@ static __always_inline struct exec_scratch *claim_scratch(struct esr_session *s)
 
 	if (!slot)
 		return 0;
-	if (slot->busy) {
+	if (!claim_slot(&slot->claims)) {
 		__sync_fetch_and_add(&s->lost[ESR_KIND_COMMAND], 1);
 		return 0;
 	}
-	slot->busy = 1;
 	return slot;
 }
 
@@ -81,7 +80,7 @@ static __always_inline void send(struct esr_session *s, struct exec_scratch *slo
 	if (size > sizeof(e->data))
 		size = sizeof(e->data);
 	emit(&command_events, s, ESR_KIND_COMMAND, e, __builtin_offsetof(struct esr_exec_event, data) + size);
-	slot->busy = 0;
+	release_slot(&slot->claims);
 }
 
 /* Copies a kernel or user string to data[0]; returns its length without the NUL. */

@@ -54,13 +54,13 @@ struct {
 } disk_events SEC(".maps");
 
 /*
- * Where an event is built: too large for the stack. `busy` guards against a preempted run sharing
- * its CPU's slot with the next one. The path is read with one byte more than it can hold, into
+ * Where an event is built: too large for the stack. Claimed with claim_slot (bpf/esr.h), so that a
+ * preempted run never shares its CPU's slot with the next one. The path is read with one byte more than it can hold, into
  * `overflow`, so that a path of exactly ESR_PATH_MAX - 1 bytes (the longest the kernel accepts) is
  * told apart from a longer, truncated one.
  */
 struct open_slot {
-	__u32 busy;
+	__u32 claims;
 	__u32 _pad;
 	struct esr_open_event event;
 	char overflow[8];
@@ -93,11 +93,10 @@ int BPF_PROG(disk_open, struct pt_regs *regs, long ret)
 	s = current_session(ESR_KIND_DISK, &session_id);
 	if (!s || !(slot = bpf_map_lookup_elem(&open_scratch, &zero)))
 		return 0;
-	if (slot->busy) {
+	if (!claim_slot(&slot->claims)) {
 		__sync_fetch_and_add(&s->lost[ESR_KIND_DISK], 1);
 		return 0;
 	}
-	slot->busy = 1;
 
 	e = &slot->event;
 	fill_header(&e->hdr, session_id);
@@ -131,6 +130,6 @@ int BPF_PROG(disk_open, struct pt_regs *regs, long ret)
 	len = n <= 0 ? 0 : n > ESR_PATH_MAX ? ESR_PATH_MAX : n - 1;
 	e->path_len = len;
 	emit(&disk_events, s, ESR_KIND_DISK, e, __builtin_offsetof(struct esr_open_event, path) + len);
-	slot->busy = 0;
+	release_slot(&slot->claims);
 	return 0;
 }

@@ -90,16 +90,35 @@ struct esr_open_event {
 };
 
 /*
- * A TCP connect that sent its SYN. The source address is chosen by then (the source port not yet).
- * A connect from an IPv6 socket to an IPv4-mapped address (::ffff:a.b.c.d) is IPv4 on the wire and
- * is reported as version 4 with IPv4 addresses, so one rule matches a destination however it was
- * reached.
+ * esr_network_event.operation: Teleport's SessionNetwork.NetworkOperation values (CONNECT 0, SEND 1,
+ * which esr does not record) and esr's own from 2 on, for the inbound side.
  */
-struct esr_connect_event {
+enum esr_network_operation {
+	ESR_NETWORK_CONNECT = 0,
+	ESR_NETWORK_LISTEN = 2,
+	ESR_NETWORK_ACCEPT = 3,
+};
+
+/*
+ * A TCP socket of the session changing state, with the connection's direction as Teleport writes
+ * it: src is the side that sends the SYN, dst the side that receives it, so dst_port is the
+ * service's port whichever side is the session's.
+ * - connect: a SYN sent from the session. src is the session's address (the port is not chosen yet),
+ *   dst the peer it connects to.
+ * - listen: a socket of the session entering LISTEN. dst is the address and port it listens on
+ *   (port 0: listen() picks one after this point), src the unspecified address (any peer).
+ * - accept: a connection to a listener of the session, its handshake complete. src is the peer,
+ *   src_port its port, dst the session's address and port.
+ * An IPv6 socket whose peer (or, listening, whose own address) is IPv4-mapped (::ffff:a.b.c.d) is
+ * IPv4 on the wire and is reported as version 4 with IPv4 addresses, so one rule matches an address
+ * however it was reached.
+ */
+struct esr_network_event {
 	struct esr_event_header hdr;
 	__u16 version;                /* 4 or 6 */
+	__u16 operation;              /* enum esr_network_operation */
 	__u16 dst_port;               /* host byte order */
-	__u32 _pad;
+	__u16 src_port;               /* accept only; 0 otherwise */
 	__u8 src_addr[16];            /* network byte order; IPv4 in the first 4 bytes */
 	__u8 dst_addr[16];
 };
@@ -113,11 +132,12 @@ struct esr_boundary {
 	enum esr_kind kind;
 	enum esr_exec_flag exec_flag;
 	enum esr_open_flag open_flag;
+	enum esr_network_operation network_operation;
 	struct esr_session session;
 	struct esr_event_header header;
 	struct esr_exec_event exec;
 	struct esr_open_event open;
-	struct esr_connect_event connect;
+	struct esr_network_event network;
 };
 
 #ifndef ESR_USER_SIDE_ONLY
@@ -165,15 +185,9 @@ struct cgroup___ptrs {
 	struct cgroup *ancestors[];
 } __attribute__((preserve_access_index));
 
-/*
- * What bpf_get_current_ancestor_cgroup_id(level) returns, read where kernels before 5.14 refuse
- * it: the id of the default hierarchy's (cgroup2) ancestor at `level` of the current task, or 0
- * when the task sits higher up.
- */
-static __always_inline __u64 ancestor_cgroup_id_of_task(__u32 level)
+/* The id of the default hierarchy's (cgroup2) ancestor of `cgrp` at `level`, or 0 when cgrp sits higher up. */
+static __always_inline __u64 ancestor_cgroup_id(struct cgroup *cgrp, __u32 level)
 {
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	struct cgroup *cgrp = BPF_CORE_READ(task, cgroups, dfl_cgrp);
 	struct cgroup *ancestor = 0;
 	__u64 id = 0;
 
@@ -187,16 +201,49 @@ static __always_inline __u64 ancestor_cgroup_id_of_task(__u32 level)
 	return ancestor ? BPF_CORE_READ(ancestor, kn, id) : 0;
 }
 
+/*
+ * What bpf_get_current_ancestor_cgroup_id(level) returns, read where kernels before 5.14 refuse
+ * it: the ancestor at `level` of the current task's cgroup2 cgroup.
+ */
+static __always_inline __u64 ancestor_cgroup_id_of_task(__u32 level)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+
+	return ancestor_cgroup_id(BPF_CORE_READ(task, cgroups, dfl_cgrp), level);
+}
+
+/* The session whose slice has this id, if it is recording `kind`. */
+static __always_inline struct esr_session *session_recording(enum esr_kind kind, __u64 id)
+{
+	struct esr_session *s = bpf_map_lookup_elem(&sessions, &id);
+
+	return s && (s->kinds & (1u << kind)) ? s : 0;
+}
+
 /* The session of the current task, if it is recording `kind`: the one check every hook does first. */
 static __always_inline struct esr_session *current_session(enum esr_kind kind, __u64 *session_id)
 {
 	__u32 level = load_config.slice_level;
 	__u64 id = load_config.ancestor_helper ? bpf_get_current_ancestor_cgroup_id(level) : ancestor_cgroup_id_of_task(level);
-	struct esr_session *s = bpf_map_lookup_elem(&sessions, &id);
+	struct esr_session *s = session_recording(kind, id);
 
-	if (!s || !(s->kinds & (1u << kind)))
-		return 0;
-	*session_id = id;
+	if (s)
+		*session_id = id;
+	return s;
+}
+
+/*
+ * The session of a cgroup, if it is recording `kind`: the check for what happens outside the
+ * task it belongs to (a handshake completing in softirq, on whatever task was running), where the
+ * kernel object names its own cgroup. The slice is found at the same level as current_session's.
+ */
+static __always_inline struct esr_session *session_of_cgroup(enum esr_kind kind, struct cgroup *cgrp, __u64 *session_id)
+{
+	__u64 id = ancestor_cgroup_id(cgrp, load_config.slice_level);
+	struct esr_session *s = session_recording(kind, id);
+
+	if (s)
+		*session_id = id;
 	return s;
 }
 
@@ -255,6 +302,29 @@ static __always_inline void emit(void *ring, struct esr_session *s, enum esr_kin
 {
 	if (bpf_ringbuf_output(ring, event, size, BPF_RB_NO_WAKEUP))
 		__sync_fetch_and_add(&s->lost[kind], 1);
+}
+
+/*
+ * The per-CPU scratch slots (where an event too large for the stack is built) are claimed by one
+ * program run at a time. A tp_btf program can be preempted (syscall tracepoints may fault, PREEMPT_RT
+ * runs programs preemptible), and the next run on that CPU finds the slot; a test of the flag and a
+ * later store would let both use it. Compare-and-swap needs Linux 5.12, so the claim uses atomic
+ * adds, which every kernel has: each run counts itself in and owns the slot only if it was alone; one
+ * that was not counts itself out, and its event is lost (and counted). Two runs that meet may both
+ * lose; they never share.
+ */
+static __always_inline bool claim_slot(__u32 *claims)
+{
+	__sync_fetch_and_add(claims, 1);
+	if (*(volatile __u32 *)claims == 1)
+		return true;
+	__sync_fetch_and_add(claims, -1);
+	return false;
+}
+
+static __always_inline void release_slot(__u32 *claims)
+{
+	__sync_fetch_and_add(claims, -1);
 }
 
 #endif /* ESR_USER_SIDE_ONLY */

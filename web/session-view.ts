@@ -7,7 +7,7 @@
  */
 import type { AuditEvent, SessionEndEvent } from "../lib/events/audit-events.ts";
 import { buildProcessTree, type ProcessNode } from "../lib/replay/process-tree.ts";
-import { commandText, destinationText, openText, returnCodeText, shellQuote } from "../lib/replay/text-format.ts";
+import { commandText, networkText, openText, returnCodeText, shellQuote } from "../lib/replay/text-format.ts";
 import { neverShown } from "./shown.ts";
 import type { EventSource } from "./source.ts";
 import { TerminalFilter } from "./terminal-filter.ts";
@@ -34,7 +34,7 @@ export function eventText(e: AuditEvent): string {
     case "session.command":
       return `${commandText(e)} = ${returnCodeText(e.return_code)}`;
     case "session.network":
-      return `connect ${e.src_addr} -> ${destinationText(e)}`;
+      return networkText(e);
     case "session.disk":
       return openText(e);
     case "session.start":

@@ -3,7 +3,7 @@
  * exec's pid and ppid — with every exec of a process (a failed one, or `exec` replacing it), and
  * its connects and opens under it.
  */
-import { commandText, destinationText, fieldText, openText, type Paint, returnCodeText } from "./text-format.ts";
+import { commandText, networkText, openText, type Paint, returnCodeText } from "./text-format.ts";
 import type { AuditEvent } from "../events/audit-events.ts";
 import type { SessionCommandEvent, SessionDiskEvent, SessionNetworkEvent } from "../events/kinds/index.ts";
 
@@ -83,14 +83,11 @@ function execText(e: SessionCommandEvent, paint: Paint): string {
   return `${paint(failed ? "red" : "bold", command)} ${paint(failed ? "red" : "green", `= ${returnCodeText(rc)}`)}`;
 }
 
-/** One line per distinct connect or open, in order of first occurrence, with how many times it happened. */
+/** One line per distinct network event or open, in order of first occurrence, with how many times it happened. */
 function activityLines(activity: ProcessNode["activity"], paint: Paint): [string, number][] {
   const counts = new Map<string, number>();
   for (const e of activity) {
-    const text =
-      e.event === "session.network"
-        ? paint("magenta", `connect ${fieldText(e.src_addr)} -> ${destinationText(e)}`)
-        : paint("cyan", openText(e));
+    const text = e.event === "session.network" ? paint("magenta", networkText(e)) : paint("cyan", openText(e));
     counts.set(text, (counts.get(text) ?? 0) + 1);
   }
   return [...counts];

@@ -5,6 +5,7 @@
 import { constants } from "node:os";
 import type { AuditEvent } from "../events/audit-events.ts";
 import type { SessionCommandEvent, SessionDiskEvent, SessionNetworkEvent } from "../events/kinds/index.ts";
+import { NETWORK_OPERATION, networkOperationName } from "../events/kinds/network.ts";
 import { isPlainText, safeLine, safeText } from "../events/safe-text.ts";
 import { ScreenText } from "./screen-text.ts";
 import type { TerminalFrame } from "./terminal-frames.ts";
@@ -48,10 +49,40 @@ export function fieldText(value: unknown): string {
   return safeText(String(value));
 }
 
-/** A connect's destination: `1.2.3.4:80`, `[::1]:80`. */
+/** An address and port: `1.2.3.4:80`, `[::1]:80`. */
+function endpointText(e: SessionNetworkEvent, addr: string, port: unknown): string {
+  const text = fieldText(addr);
+  return `${e.version === 6 ? `[${text}]` : text}:${fieldText(port)}`;
+}
+
+/** A network event's destination: `1.2.3.4:80`, `[::1]:80`. */
 export function destinationText(e: SessionNetworkEvent): string {
-  const addr = fieldText(e.dst_addr);
-  return `${e.version === 6 ? `[${addr}]` : addr}:${fieldText(e.dst_port)}`;
+  return endpointText(e, e.dst_addr, e.dst_port);
+}
+
+/** A network event's operation: `connect`, `listen`, `accept`. */
+export function networkOperationText(e: SessionNetworkEvent): string {
+  return fieldText(networkOperationName(Number(e.operation)));
+}
+
+/**
+ * The addresses of a network event: a connect's `src -> dst:port` (its source port is chosen
+ * after it is recorded), a listen's `addr:port`, an accept's `peer:port -> listener:port`.
+ */
+export function networkAddressText(e: SessionNetworkEvent): string {
+  switch (Number(e.operation)) {
+    case NETWORK_OPERATION.listen:
+      return destinationText(e);
+    case NETWORK_OPERATION.accept:
+      return `${endpointText(e, e.src_addr, e.src_port)} -> ${destinationText(e)}`;
+    default:
+      return `${fieldText(e.src_addr)} -> ${destinationText(e)}`;
+  }
+}
+
+/** A network event as one phrase: `connect 10.0.0.1 -> 1.2.3.4:80`, `listen 0.0.0.0:4444`, `accept …`. */
+export function networkText(e: SessionNetworkEvent): string {
+  return `${networkOperationText(e)} ${networkAddressText(e)}`;
 }
 
 function timeOfDay(time: unknown): string {
@@ -74,7 +105,8 @@ function details(e: AuditEvent): string {
     case "session.command":
       return `${commandText(e)}  [ppid ${fieldText(e.ppid)}, ${fieldText(e.program)}] = ${returnCodeText(e.return_code)}`;
     case "session.network":
-      return `${fieldText(e.program)} ${fieldText(e.src_addr)} -> ${destinationText(e)}`;
+      // An accept has no process: the kernel completed it (a process may name itself anything, even "").
+      return `${Number(e.operation) === NETWORK_OPERATION.accept ? "(kernel)" : fieldText(e.program)} ${networkAddressText(e)}`;
     case "session.disk":
       return `${fieldText(e.program)} ${openText(e)}`;
     case "resize":
@@ -90,7 +122,6 @@ const KIND_LABEL: Record<string, string> = {
   "session.start": "start",
   "session.end": "end",
   "session.command": "exec",
-  "session.network": "connect",
   "session.disk": "open",
   resize: "resize",
   print: "output",
@@ -103,9 +134,8 @@ const KIND_LABEL: Record<string, string> = {
  */
 export function formatEventLine(e: AuditEvent): string {
   const pid = "pid" in e ? String(e.pid) : "";
-  return safeLine(
-    `${timeOfDay(e.time)}  ${pid.padStart(7)}  ${(KIND_LABEL[e.event] ?? e.event).padEnd(7)}  ${details(e)}`,
-  );
+  const label = e.event === "session.network" ? networkOperationText(e) : (KIND_LABEL[e.event] ?? e.event);
+  return safeLine(`${timeOfDay(e.time)}  ${pid.padStart(7)}  ${label.padEnd(7)}  ${details(e)}`);
 }
 
 /**

@@ -97,6 +97,20 @@ has user open "$disk" "\"path\":\"$WORK/open-marker\"" '"program":"cat"'
 has user open-failed "$disk" '"path":"/no/such/open"' '"return_code":-2'
 has user setsid-linger "$cmd" '"argv":["linger-marker"]'
 
+# A bind shell: the session listens on 127.0.0.1 and ::1 and serves one connection on each, from
+# clients outside any session (started first, retrying until the listeners are up). The accepts
+# complete in softirq and are found by the socket's cgroup (its layout changed in 5.15).
+# Ports of this run's own (on the host, other runs may be listening).
+p4=$((20000 + $$ % 10000)) p6=$((30000 + $$ % 10000))
+"$HELPER" talk 127.0.0.1 $p4 > "$WORK/talk4" 2>&1 &
+"$HELPER" talk ::1 $p6 > "$WORK/talk6" 2>&1 &
+rec inbound "$WORK/esr.yaml" "$LOGIN" "\"$HELPER\" serve 127.0.0.1 $p4 & \"$HELPER\" serve ::1 $p6; wait"
+wait
+has inbound listen-ipv4 "$net" '"operation":2' '"dst_addr":"127.0.0.1"' "\"dst_port\":$p4," '"version":4'
+has inbound listen-ipv6 "$net" '"operation":2' '"dst_addr":"::1"' "\"dst_port\":$p6," '"version":6'
+has inbound accept-ipv4 "$net" '"operation":3' '"src_addr":"127.0.0.1"' "\"src_port\":$(cat "$WORK/talk4")," "\"dst_port\":$p4," '"pid":0'
+has inbound accept-ipv6 "$net" '"operation":3' '"src_addr":"::1"' "\"src_port\":$(cat "$WORK/talk6")," "\"dst_port\":$p6," '"pid":0'
+
 # Moving itself into a child cgroup of the slice (root may; the session is the slice's ancestor).
 rec child-cgroup "$WORK/esr.yaml" root "d=$cgroup\$(sed -n 's/^0:://p' /proc/self/cgroup); mkdir \$d/hideout && echo \$\$ > \$d/hideout/cgroup.procs && /bin/echo child-cgroup-marker"
 has child-cgroup child-cgroup "$cmd" '"argv":["child-cgroup-marker"]'

@@ -21,7 +21,7 @@ test("the committed layout is the one bpf/esr.h compiles to", async () => {
 
 test("every kind's record starts with the shared header, and its fields lie inside the struct", async () => {
   const layout = await import(GENERATED);
-  for (const name of ["esr_exec_event", "esr_open_event", "esr_connect_event"]) {
+  for (const name of ["esr_exec_event", "esr_open_event", "esr_network_event"]) {
     const { sizeof, ...fields } = layout[name] as Layout;
     expect(fields.hdr).toEqual({ offset: 0, size: layout.esr_event_header.sizeof });
     for (const [field, at] of Object.entries(fields))

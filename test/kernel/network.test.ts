@@ -1,13 +1,20 @@
 /**
  * Network events (docs/contract.md §3 session.network, §5): every TCP connect of a session's processes, IPv4 and
- * IPv6, with the real source address; nothing from processes outside the session.
+ * IPv6, with the real source address; every listen of theirs and every connection accepted on one, from
+ * inside or outside the session; nothing from processes outside the session.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { connect, type Socket } from "node:net";
+import { join } from "node:path";
 import { formatIPv4, formatIPv6 } from "../../lib/events/ip-address.ts";
 import type { AuditEvent } from "../../lib/events/audit-events.ts";
 import type { SessionNetworkEvent } from "../../lib/events/kinds/index.ts";
-import { ESR_COMMON_FIELDS, fieldTypes, teleportFieldTypes } from "../support/fields.ts";
-import { ofType, record, replayEvents } from "../support/harness.ts";
+import { NETWORK_OPERATION } from "../../lib/events/kinds/network.ts";
+import { formatEventLines } from "../../lib/replay/text-format.ts";
+import { waitFor } from "../support/adversary.ts";
+import { ESR_COMMON_FIELDS, fieldTypes, teleportFieldTypes, type JsonType } from "../support/fields.ts";
+import { ofType, record, replayEvents, tempDir } from "../support/harness.ts";
 
 type Listener = { port: number; accepted: number; stop(): void };
 
@@ -162,8 +169,201 @@ describe("session.network", () => {
     }
   });
 
+  test("connecting to listeners outside the session records no listen and no accept", () => {
+    // On loopback the listener's side of the handshake runs on the connecting task: scoped by the
+    // task, those accepts would land in this session.
+    expect(network.map((e) => e.operation)).toEqual(network.map(() => NETWORK_OPERATION.connect));
+  });
+
   test("no connect was lost", () => {
     expect(ofType(events, "session.end")[0]?.lost_events).toEqual({ command: 0, disk: 0, network: 0 });
+  });
+});
+
+/** A client outside any session: connects, reads the greeting, answers, and says which port it had. */
+async function talkTo(host: string, port: number): Promise<{ localPort: number; greeting: string }> {
+  const socket: Socket = connect({ host, port });
+  const greeting = await new Promise<string>((resolve, reject) => {
+    socket.once("data", (d) => resolve(d.toString()));
+    socket.once("error", reject);
+  });
+  const localPort = socket.localPort!;
+  socket.end("x");
+  return { localPort, greeting };
+}
+
+/**
+ * A bind shell in a recorded session: it listens on 127.0.0.1, ::1 and :: (both families), and
+ * serves one connection on each from a client outside any session; then a listener outside the
+ * session is connected to, from outside, while it runs.
+ */
+describe("session.network: listen and accept", () => {
+  const hosts = ["127.0.0.1", "::1", "::"];
+  let ports: number[];
+  let clients: { localPort: number; greeting: string }[];
+  let network: SessionNetworkEvent[];
+  let events: AuditEvent[];
+  let outsidePort: number;
+
+  beforeAll(async () => {
+    const dir = tempDir();
+    const portsFile = join(dir, "ports");
+    const shell = join(dir, "bind-shell.ts");
+    writeFileSync(
+      shell,
+      `const [portsFile, ...hosts] = process.argv.slice(2);
+let open = hosts.length;
+const servers = hosts.map((hostname) =>
+  Bun.listen({
+    hostname,
+    port: 0,
+    socket: {
+      open: (s) => void s.write("hi\\n"),
+      data(s) {
+        s.end();
+        if (--open === 0) for (const server of servers) server.stop();
+      },
+    },
+  }),
+);
+require("node:fs").writeFileSync(portsFile, servers.map((s) => s.port).join(" "));
+`,
+    );
+    const outside = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+    outsidePort = outside.port;
+    const session = record([process.execPath, shell, portsFile, ...hosts], {
+      flags: ["--events", "command,network"],
+    });
+    try {
+      await waitFor("the bind shell's ports", () => existsSync(portsFile) && readFileSync(portsFile, "utf8") !== "");
+      ports = readFileSync(portsFile, "utf8").split(" ").map(Number);
+      const outsider = connect({ host: "127.0.0.1", port: outsidePort });
+      await new Promise((resolve) => outsider.once("connect", resolve));
+      outsider.destroy();
+      // The dual-stack listener is reached over IPv4: an IPv4-mapped peer.
+      clients = [];
+      for (const [i, port] of ports.entries()) clients.push(await talkTo(i === 1 ? "::1" : "127.0.0.1", port));
+    } finally {
+      outside.stop(true);
+    }
+    const rec = await session;
+    if (rec.exitCode !== 0) throw new Error(`session failed (${rec.exitCode}): ${rec.stderr}`);
+    events = await replayEvents(rec.dataDir, rec.sid);
+    network = ofType(events, "session.network");
+  });
+
+  const ofOperation = (operation: number) => network.filter((e) => e.operation === operation);
+
+  test("the session read and wrote on each connection", () => {
+    expect(clients.map((c) => c.greeting)).toEqual(["hi\n", "hi\n", "hi\n"]);
+  });
+
+  test("a listen per socket: the listener's own address and port as dst, any peer as src, the listening process", () => {
+    const listener = ofType(events, "session.command").at(-1)!;
+    expect(
+      ofOperation(NETWORK_OPERATION.listen).map(({ version, src_addr, dst_addr, dst_port, pid, program }) => ({
+        version,
+        src_addr,
+        dst_addr,
+        dst_port,
+        pid,
+        program,
+      })),
+    ).toEqual([
+      {
+        version: 4,
+        src_addr: "0.0.0.0",
+        dst_addr: "127.0.0.1",
+        dst_port: ports[0]!,
+        pid: listener.pid,
+        program: listener.program,
+      },
+      {
+        version: 6,
+        src_addr: "::",
+        dst_addr: "::1",
+        dst_port: ports[1]!,
+        pid: listener.pid,
+        program: listener.program,
+      },
+      { version: 6, src_addr: "::", dst_addr: "::", dst_port: ports[2]!, pid: listener.pid, program: listener.program },
+    ]);
+  });
+
+  test("an accept per connection from outside: the peer and its port as src, the listener as dst, no process", () => {
+    const listener = ofType(events, "session.command").at(-1)!;
+    expect(
+      ofOperation(NETWORK_OPERATION.accept).map(
+        ({ version, src_addr, src_port, dst_addr, dst_port, pid, program, cgroup_id }) => ({
+          version,
+          src_addr,
+          src_port,
+          dst_addr,
+          dst_port,
+          pid,
+          program,
+          cgroup_id,
+        }),
+      ),
+    ).toEqual([
+      {
+        version: 4,
+        src_addr: "127.0.0.1",
+        src_port: clients[0]!.localPort,
+        dst_addr: "127.0.0.1",
+        dst_port: ports[0]!,
+        pid: 0,
+        program: "",
+        cgroup_id: listener.cgroup_id,
+      },
+      {
+        version: 6,
+        src_addr: "::1",
+        src_port: clients[1]!.localPort,
+        dst_addr: "::1",
+        dst_port: ports[1]!,
+        pid: 0,
+        program: "",
+        cgroup_id: listener.cgroup_id,
+      },
+      {
+        version: 4,
+        src_addr: "127.0.0.1",
+        src_port: clients[2]!.localPort,
+        dst_addr: "127.0.0.1",
+        dst_port: ports[2]!,
+        pid: 0,
+        program: "",
+        cgroup_id: listener.cgroup_id,
+      },
+    ]);
+  });
+
+  test("a connection to a listener outside any session, from outside, is not recorded", () => {
+    expect(network.filter((e) => e.dst_port === outsidePort || e.src_port === outsidePort)).toEqual([]);
+    expect(network.length).toBe(6);
+  });
+
+  test("Teleport's keys with their JSON types, and esr's src_port on an accept only", () => {
+    const teleport = teleportFieldTypes("session.network");
+    for (const e of network) {
+      const expected: Record<string, JsonType> = {
+        ...ESR_COMMON_FIELDS,
+        ...teleport,
+        ...(e.operation === NETWORK_OPERATION.accept ? { src_port: "number" as const } : {}),
+      };
+      expect(fieldTypes(e, expected)).toEqual(expected);
+      expect(Object.keys(e).sort()).toEqual(Object.keys(expected).sort());
+    }
+  });
+
+  test("replay text names the operation and shows both ends", () => {
+    const lines = formatEventLines(network);
+    expect(lines[0]).toContain(`listen   ${network[0]!.program} 127.0.0.1:${ports[0]}`);
+    expect(lines[1]).toContain(`listen   ${network[0]!.program} [::1]:${ports[1]}`);
+    expect(lines.find((l) => l.includes("accept") && l.includes(`[::1]:${ports[1]}`))).toContain(
+      `      0  accept   (kernel) [::1]:${clients[1]!.localPort} -> [::1]:${ports[1]}`,
+    );
   });
 });
 

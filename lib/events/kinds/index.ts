@@ -45,5 +45,5 @@ export function noLoss(): LostCounts {
 
 export type { KernelExec, SessionCommandEvent } from "./command.ts";
 export type { KernelOpen, SessionDiskEvent } from "./disk.ts";
-export type { KernelConnect, SessionNetworkEvent } from "./network.ts";
+export type { KernelNetwork, SessionNetworkEvent } from "./network.ts";
 export type { KernelEventHeader } from "./kind.ts";

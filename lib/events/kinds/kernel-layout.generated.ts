@@ -16,18 +16,14 @@ export const esr_kind = {
   ESR_KIND_COUNT: 3,
 } as const;
 
-export const esr_open_flag = {
-  ESR_OPEN_PATH_TRUNCATED: 1,
+export const esr_network_operation = {
+  ESR_NETWORK_CONNECT: 0,
+  ESR_NETWORK_LISTEN: 2,
+  ESR_NETWORK_ACCEPT: 3,
 } as const;
 
-export const esr_connect_event = {
-  sizeof: 88,
-  hdr: { offset: 0, size: 48 },
-  version: { offset: 48, size: 2 },
-  dst_port: { offset: 50, size: 2 },
-  _pad: { offset: 52, size: 4 },
-  src_addr: { offset: 56, size: 16 },
-  dst_addr: { offset: 72, size: 16 },
+export const esr_open_flag = {
+  ESR_OPEN_PATH_TRUNCATED: 1,
 } as const;
 
 export const esr_event_header = {
@@ -52,6 +48,17 @@ export const esr_exec_event = {
   interp_len: { offset: 72, size: 4 },
   exe_len: { offset: 76, size: 4 },
   data: { offset: 80, size: 45056 },
+} as const;
+
+export const esr_network_event = {
+  sizeof: 88,
+  hdr: { offset: 0, size: 48 },
+  version: { offset: 48, size: 2 },
+  operation: { offset: 50, size: 2 },
+  dst_port: { offset: 52, size: 2 },
+  src_port: { offset: 54, size: 2 },
+  src_addr: { offset: 56, size: 16 },
+  dst_addr: { offset: 72, size: 16 },
 } as const;
 
 export const esr_open_event = {
