@@ -45,7 +45,9 @@ try {
     const times: number[][] = [[], []];
     for (let i = 0; i < runs; i++) for (const b of [0, 1]) times[b]!.push(timed(cmd(binaries[b]!, dataDir)));
     const [a, b] = times.map(median) as [number, number];
-    console.log(`${name.padEnd(26)}${a.toFixed(1).padStart(9)}${b.toFixed(1).padStart(9)}${(b / a).toFixed(3).padStart(8)}`);
+    console.log(
+      `${name.padEnd(26)}${a.toFixed(1).padStart(9)}${b.toFixed(1).padStart(9)}${(b / a).toFixed(3).padStart(8)}`,
+    );
   }
 } finally {
   rmSync(dataDir, { recursive: true, force: true });
