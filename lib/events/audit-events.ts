@@ -38,6 +38,11 @@ export interface CommonFields<Event extends string, Code extends string> {
 /** What esr adds to every enhanced event: the process, as the kernel reported it. */
 export interface ProcessFields {
   pid: number;
+  /**
+   * The kernel's audit session id of the process (auditd's `ses=`, set at login by pam_loginuid and
+   * inherited): 4294967295 when never set, 0 on a kernel built without audit support.
+   */
+  audit_session_id: number;
   cgroup_id: number;
   /** the kernel's comm (up to 15 bytes): any process can set its own */
   program: string;
