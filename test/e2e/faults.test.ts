@@ -16,6 +16,7 @@ import {
   waitFor,
 } from "../support/adversary.ts";
 import { ESR, execLines, ofType, record, replayEvents, runEsr, tempDir } from "../support/harness.ts";
+import { sessionFilePath } from "../support/pty-session.ts";
 
 // Real processes on a shared 2-core machine: a busy host makes them slow, never wrong.
 setDefaultTimeout(120_000);
@@ -280,10 +281,7 @@ describe("a long session's recording", () => {
       lines.push(
         `{"argv":["x${i}"],"code":"T4000I","ei":${i + 2},"event":"session.command","path":"/bin/true","pid":1,"sid":"${r.sid}"}\n`,
       );
-    writeFileSync(
-      join(sessionsDir(r.dataDir), `${r.sid}-0.session.command-events.gz`),
-      Bun.gzipSync(Buffer.from(lines.join(""))),
-    );
+    writeFileSync(sessionFilePath(r.dataDir, r.sid, "session.command"), Bun.gzipSync(Buffer.from(lines.join(""))));
     const replay = Bun.spawnSync([ESR, "replay", r.sid, "--data-dir", r.dataDir, "--format", "json"], {
       stdout: "pipe",
       stderr: "pipe",

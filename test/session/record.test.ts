@@ -6,6 +6,7 @@ import { beforeAll, describe, expect, test } from "bun:test";
 import { chmodSync, existsSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ESR, execLines, ofType, record, replayEvents, runEsr, tempDir } from "../support/harness.ts";
+import { sessionFilePath } from "../support/pty-session.ts";
 
 const COMMAND_ONLY = ["--events", "command"];
 
@@ -220,14 +221,7 @@ describe("recorder killed with SIGKILL", () => {
     proc.kill("SIGKILL");
     await proc.exited;
 
-    const sessions = join(
-      dataDir,
-      "log",
-      readFileSync(join(dataDir, "host_uuid"), "utf8").trim(),
-      "sessions",
-      "default",
-    );
-    const commandFile = join(sessions, `${sid}-0.session.command-events.gz`);
+    const commandFile = sessionFilePath(dataDir, sid, "session.command");
     const zcat = Bun.spawnSync(["zcat", commandFile]);
     expect(zcat.exitCode).toBe(0);
     const lines = zcat.stdout.toString().split("\n").filter(Boolean);
