@@ -279,13 +279,13 @@ describe("Teleport's exec event: a command session's outcome", () => {
     return execs[0]!;
   };
 
-  test("exit 0: T3002I, exitCode \"0\" as a string, no exitError", async () => {
+  test('exit 0: T3002I, exitCode "0" as a string, no exitError', async () => {
     const r = await record(["/bin/true"], { flags: COMMAND_ONLY });
     expect(await execOf(r)).toMatchObject({ code: "T3002I", command: "/bin/true", exitCode: "0" });
     expect("exitError" in (await execOf(r))).toBe(false);
   });
 
-  test("exit 3: T3002E, exitCode \"3\", exitError \"exit status 3\"; session.end keeps exit_code 3", async () => {
+  test('exit 3: T3002E, exitCode "3", exitError "exit status 3"; session.end keeps exit_code 3', async () => {
     const r = await record(["sh", "-c", "exit 3"], { flags: COMMAND_ONLY });
     expect(r.exitCode).toBe(3);
     expect(await execOf(r)).toMatchObject({ code: "T3002E", exitCode: "3", exitError: "exit status 3" });
@@ -293,7 +293,7 @@ describe("Teleport's exec event: a command session's outcome", () => {
     expect(end!.exit_code).toBe(3);
   });
 
-  test("killed by a signal: exitCode \"-1\", exitError in Go's words (\"signal: killed\"), esr exits 128+9", async () => {
+  test('killed by a signal: exitCode "-1", exitError in Go\'s words ("signal: killed"), esr exits 128+9', async () => {
     const r = await record(["sh", "-c", "kill -KILL $$"], { flags: COMMAND_ONLY });
     expect(r.exitCode).toBe(137);
     expect(await execOf(r)).toMatchObject({ code: "T3002E", exitCode: "-1", exitError: "signal: killed" });

@@ -69,9 +69,7 @@ describe("SessionWriter", () => {
     ]);
     // Each file holds consecutive events from its index on.
     for (const entry of teleport.entries)
-      expect(teleport.lines(entry).map((e) => e.ei)).toEqual(
-        teleport.lines(entry).map((_, i) => entry.index + i),
-      );
+      expect(teleport.lines(entry).map((e) => e.ei)).toEqual(teleport.lines(entry).map((_, i) => entry.index + i));
     expect(teleport.eventsAfter("events", 0).map((e) => e.event)).toEqual(["session.start", "exec", "session.end"]);
     expect(teleport.eventsAfter("events", 6).map((e) => e.event)).toEqual(["session.end"]);
     expect(teleport.eventsAfter("session.command", 2).map((e) => e.ei)).toEqual([2, 4]);

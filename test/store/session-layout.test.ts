@@ -9,6 +9,7 @@ import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { kindOfEvent } from "../../lib/events/kinds/index.ts";
 import { FileEventSource } from "../../lib/store/file/file-store.ts";
+import { jsonFields } from "../support/fields.ts";
 import { ESR, record, replayEvents, runEsr } from "../support/harness.ts";
 import { sessionsDir } from "../support/pty-session.ts";
 import { TeleportSessionReader } from "../support/teleport-reader.ts";
@@ -41,7 +42,7 @@ test("Teleport's reader: every file starts at its index with consecutive events,
       expect({ type, n, events: teleport.eventsAfter(type, n) }).toEqual({
         type,
         n,
-        events: stored.filter((e) => typeOf(e.event) === type && e.ei >= n),
+        events: stored.filter((e) => typeOf(e.event) === type && e.ei >= n).map(jsonFields),
       });
 });
 
