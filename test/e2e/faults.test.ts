@@ -288,7 +288,8 @@ describe("a long session's recording", () => {
     });
     expect(replay.stderr.toString()).toBe("");
     expect(replay.exitCode).toBe(0);
-    expect(replay.stdout.toString().split("\n").filter(Boolean).length).toBe(N + 2);
+    // and the session's own: session.start, exec, session.end
+    expect(replay.stdout.toString().split("\n").filter(Boolean).length).toBe(N + 3);
     const ls = await runEsr(["ls", "--data-dir", r.dataDir, "--json"]);
     expect(ls.exitCode).toBe(0);
     expect(JSON.parse(ls.stdout).counts.command).toBe(N);
