@@ -36,7 +36,7 @@ struct esr_event_header {
 	__u64 cgroup_id;              /* the task's own cgroup: the slice or a child of it */
 	__u64 ktime_ns;               /* CLOCK_BOOTTIME: orders events of all kinds, dates them */
 	__u32 pid;                    /* thread-group id */
-	__u32 _pad;
+	__u32 audit_session_id;       /* the task's audit session id (auditd's ses=); 4294967295: unset; 0: kernel without audit */
 	char comm[ESR_COMM_LEN];
 };
 
@@ -247,13 +247,27 @@ static __always_inline struct esr_session *session_of_cgroup(enum esr_kind kind,
 	return s;
 }
 
+/* task_struct.sessionid exists only with CONFIG_AUDITSYSCALL: a flavor of our own lets the object load without it. */
+struct task_struct___audit {
+	unsigned int sessionid;
+} __attribute__((preserve_access_index));
+
+static __always_inline __u32 current_audit_session_id(void)
+{
+	struct task_struct___audit *task = (void *)bpf_get_current_task();
+
+	if (!bpf_core_field_exists(task->sessionid))
+		return 0;
+	return BPF_CORE_READ(task, sessionid);
+}
+
 static __always_inline void fill_header(struct esr_event_header *h, __u64 session_id)
 {
 	h->session_id = session_id;
 	h->cgroup_id = bpf_get_current_cgroup_id();
 	h->ktime_ns = bpf_ktime_get_boot_ns();
 	h->pid = bpf_get_current_pid_tgid() >> 32;
-	h->_pad = 0;
+	h->audit_session_id = current_audit_session_id();
 	bpf_get_current_comm(h->comm, sizeof(h->comm));
 }
 

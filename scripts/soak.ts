@@ -97,7 +97,8 @@ const written = readdirSync(sessions)
   );
 const execs = Number(/execs (\d+)/.exec(stdout)?.[1] ?? NaN);
 if (lsMode) {
-  const cmds = Bun.spawnSync(["sh", "-c", `zcat '${join(sessions, `${rec.sid}-0.session.command-events.gz`)}'`])
+  // Every command file: a new one starts wherever another kind's event came between.
+  const cmds = Bun.spawnSync(["sh", "-c", `zcat '${join(sessions, rec.sid)}'-*.session.command-events.gz`])
     .stdout.toString()
     .split("\n")
     .filter(Boolean)

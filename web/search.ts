@@ -24,7 +24,7 @@ const TYPE_EVENTS: Record<string, string[]> = {
   command: ["session.command"],
   network: ["session.network"],
   disk: ["session.disk"],
-  session: ["session.start", "session.end", "resize"],
+  session: ["session.start", "exec", "session.end", "resize"],
 };
 
 /** A filter from URL parameters; a bad one is one clear error. */

@@ -38,6 +38,11 @@ export interface CommonFields<Event extends string, Code extends string> {
 /** What esr adds to every enhanced event: the process, as the kernel reported it. */
 export interface ProcessFields {
   pid: number;
+  /**
+   * The kernel's audit session id of the process (auditd's `ses=`, set at login by pam_loginuid and
+   * inherited): 4294967295 when never set, 0 on a kernel built without audit support.
+   */
+  audit_session_id: number;
   cgroup_id: number;
   /** the kernel's comm (up to 15 bytes): any process can set its own */
   program: string;
@@ -74,6 +79,13 @@ export function pathFields(path: string, truncated: boolean): { path: string; pa
   return truncated ? { path: `${path} ${PATH_TRUNCATED_MARKER}`, path_truncated: true } : { path };
 }
 
+/**
+ * Teleport's `session_recording`: where the session was recorded. esr records on the host that runs
+ * the session, which is Teleport's "node" mode.
+ */
+export type SessionRecordingMode = "node";
+export const SESSION_RECORDING_MODE: SessionRecordingMode = "node";
+
 export interface SessionStartEvent extends CommonFields<"session.start", "T2000I"> {
   enhanced_recording: boolean;
   /** the kinds recorded for this session */
@@ -87,6 +99,7 @@ export interface SessionStartEvent extends CommonFields<"session.start", "T2000I
   proto?: "ssh";
   ssh_auth_info?: string[];
   ssh_key_fingerprint?: string;
+  session_recording: SessionRecordingMode;
 }
 
 /** What a session's start says beyond who and where: some of it known only to the front end. */
@@ -103,6 +116,20 @@ export interface SessionEndEvent extends CommonFields<"session.end", "T2004I"> {
   participants: string[];
   session_start: string;
   session_stop: string;
+  session_recording: SessionRecordingMode;
+}
+
+/**
+ * Teleport's record of a command session's outcome (T3002I when it exited 0, T3002E otherwise),
+ * written before session.end of a session that ran a command rather than a login shell.
+ */
+export interface ExecEvent extends CommonFields<"exec", "T3002I" | "T3002E"> {
+  /** the command as one line that sh runs as the same argv */
+  command: string;
+  /** Teleport's: the exit status as a string; "-1" when a signal killed the command */
+  exitCode: string;
+  /** Teleport's (Go's os/exec words): "exit status 3", "signal: killed"; absent on success */
+  exitError?: string;
 }
 
 export interface ResizeEvent extends CommonFields<"resize", "T2002I"> {
@@ -128,7 +155,7 @@ export interface PrintEvent {
 }
 
 /** Every event esr writes, told apart by `event`. */
-export type AuditEvent = SessionStartEvent | SessionEndEvent | ResizeEvent | PrintEvent | KindEvent;
+export type AuditEvent = SessionStartEvent | SessionEndEvent | ExecEvent | ResizeEvent | PrintEvent | KindEvent;
 export type EventName = AuditEvent["event"];
 /** The event of a name: `EventOf<"session.command">` is a SessionCommandEvent. */
 export type EventOf<Name extends EventName> = Extract<AuditEvent, { event: Name }>;
@@ -153,6 +180,7 @@ export function sessionStartEvent(
     enhanced_recording_events: info.events,
     initial_command: info.initialCommand,
     ...(info.size ? { size: info.size } : {}),
+    session_recording: SESSION_RECORDING_MODE,
   };
 }
 
@@ -181,7 +209,36 @@ export function sessionEndEvent(
     participants: [id.user],
     session_start: info.start.toISOString(),
     session_stop: time.toISOString(),
+    session_recording: SESSION_RECORDING_MODE,
   };
+}
+
+/** How a command ended: its exit status, or the signal that killed it, described as strsignal(3) does. */
+export type CommandExit = { status: number } | { signal: string };
+
+/** One argument as sh needs it typed to get it back unchanged: plain words as they are, others in '…'. */
+export function shellWord(arg: string): string {
+  return /^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replaceAll("'", "'\\''")}'`;
+}
+
+export function execEvent(id: SessionIdentity, ei: number, argv: string[], exit: CommandExit, time: Date): ExecEvent {
+  const failed = "signal" in exit || exit.status !== 0;
+  return {
+    ...commonFields(id, "exec", failed ? "T3002E" : "T3002I", ei, time),
+    command: argv.map(shellWord).join(" "),
+    // Go's os/exec, which Teleport's exec events come from, says -1 and "signal: <strsignal>".
+    exitCode: "signal" in exit ? "-1" : String(exit.status),
+    ...("signal" in exit
+      ? { exitError: `signal: ${goSignalText(exit.signal)}` }
+      : failed
+        ? { exitError: `exit status ${exit.status}` }
+        : {}),
+  };
+}
+
+/** Go words a signal as strsignal(3) does with its first letter lower-cased, unless that starts an acronym ("CPU", "I/O"). */
+function goSignalText(description: string): string {
+  return /^[A-Z][a-z ]/.test(description) ? description[0]!.toLowerCase() + description.slice(1) : description;
 }
 
 /** A terminal size as Teleport writes it: "W:H". */

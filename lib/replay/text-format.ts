@@ -3,7 +3,7 @@
  * `--tty`: the terminal's output as text with those lines between, where they happened.
  */
 import { constants } from "node:os";
-import type { AuditEvent } from "../events/audit-events.ts";
+import { shellWord, type AuditEvent } from "../events/audit-events.ts";
 import type { SessionCommandEvent, SessionDiskEvent, SessionNetworkEvent } from "../events/kinds/index.ts";
 import { NETWORK_OPERATION, networkOperationName } from "../events/kinds/network.ts";
 import { isPlainText, safeLine, safeText } from "../events/safe-text.ts";
@@ -39,8 +39,7 @@ export function shellQuote(args: string[]): string {
 }
 
 function quoteArg(a: string): string {
-  if (/^[\w@%+=:,./-]+$/.test(a)) return a;
-  if (isPlainText(a)) return `'${a.replaceAll("'", "'\\''")}'`;
+  if (isPlainText(a)) return shellWord(a);
   return `$'${safeText(a).replaceAll("'", "\\'")}'`;
 }
 
@@ -102,6 +101,8 @@ function details(e: AuditEvent): string {
           .join(",") || "0";
       return `exit=${e.exit_code} lost=${lostText} enhanced_recording=${e.enhanced_recording}`;
     }
+    case "exec":
+      return `${fieldText(e.command)} exitCode=${fieldText(e.exitCode)}${e.exitError ? ` (${fieldText(e.exitError)})` : ""}`;
     case "session.command":
       return `${commandText(e)}  [ppid ${fieldText(e.ppid)}, ${fieldText(e.program)}] = ${returnCodeText(e.return_code)}`;
     case "session.network":
@@ -121,6 +122,7 @@ function details(e: AuditEvent): string {
 const KIND_LABEL: Record<string, string> = {
   "session.start": "start",
   "session.end": "end",
+  exec: "exit",
   "session.command": "exec",
   "session.disk": "open",
   resize: "resize",
@@ -176,6 +178,7 @@ const TTY_STYLE: Record<string, Style> = {
   "session.disk": "cyan",
   "session.start": "green",
   "session.end": "green",
+  exec: "green",
 };
 /** Marks terminal output in `--tty`, so that no output can pass for an event line. */
 const OUTPUT_GUTTER = "|";

@@ -10,7 +10,8 @@ import type { EsrConfig, EventKind } from "../config/config.ts";
 import { EsrError } from "../errors.ts";
 import type { LostCounts } from "../events/kinds/index.ts";
 import { KernelTracer } from "../kernel/tracer.ts";
-import { terminalSizeText } from "../events/audit-events.ts";
+import { terminalSizeText, type CommandExit } from "../events/audit-events.ts";
+import { strsignal } from "../sys/libc.ts";
 import { RecordedSession } from "./recorded-session.ts";
 import { PtyRelay, userTerminalSize } from "../sys/pty.ts";
 import { TerminalCapture } from "./terminal-capture.ts";
@@ -63,14 +64,17 @@ export async function runCommandSession(opts: CommandSessionOptions): Promise<Co
       login: opts.login.name,
       events: opts.events,
       initialCommand: argv,
-      interactive,
       size: size && terminalSizeText(size),
     });
     opts.onStart?.(session.sid);
     const pty = size && new PtyRelay(size, new TerminalCapture(session), opts.login.uid);
-    const exitCode = await runCommand(launch, sessionEnv(opts.login, session.sid), session, pty);
+    const exit = await runCommand(launch, sessionEnv(opts.login, session.sid), session, pty);
+    const exitCode = "status" in exit ? exit.status : 128 + exit.signal;
     const lost = await session.end({
       exitCode,
+      interactive: () => interactive,
+      // Teleport writes an exec event for a command, not for a login shell.
+      ...(opts.command.length ? { command: { argv, exit: execExit(exit), time: new Date() } } : {}),
       killOnExit: opts.killOnExit,
       onLingering: opts.onLingering,
       beforeEnd: pty && (() => pty.close(PTY_CLOSE_TIMEOUT_MS)),
@@ -87,16 +91,23 @@ export async function runCommandSession(opts: CommandSessionOptions): Promise<Co
  */
 const PTY_CLOSE_TIMEOUT_MS = 500;
 
+/** How the command ended: its exit status, or the number of the signal that killed it. */
+type ChildExit = { status: number } | { signal: number };
+
+function execExit(exit: ChildExit): CommandExit {
+  return "status" in exit ? exit : { signal: strsignal(exit.signal) };
+}
+
 /**
  * Runs the command in the session's slice, on its own pty when given one (else with the recorder's
- * stdio); its exit status, 128+N if killed by signal N.
+ * stdio), and says how it ended.
  */
 async function runCommand(
   launch: LaunchSpec,
   env: Record<string, string | undefined>,
   session: RecordedSession,
   pty: PtyRelay | undefined,
-): Promise<number> {
+): Promise<ChildExit> {
   const signals = forwardSignals(pty !== undefined);
   try {
     const child = Bun.spawn({
@@ -110,10 +121,10 @@ async function runCommand(
     pty?.attach(child);
     signals.target = child;
     await child.exited;
-    return child.exitCode ?? 128 + signalNumber(child.signalCode);
+    return child.exitCode !== null ? { status: child.exitCode } : { signal: signalNumber(child.signalCode) };
   } catch (err) {
     session.fail(spawnError(err, launch.cmd[0]!));
-    return 127;
+    return { status: 127 };
   } finally {
     signals.restore();
     pty?.release();

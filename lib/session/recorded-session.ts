@@ -10,8 +10,10 @@ import { EsrError, errorMessage } from "../errors.ts";
 import { noLoss, type EventKind, type LostCounts } from "../events/kinds/index.ts";
 import type { KernelTracer } from "../kernel/tracer.ts";
 import {
+  execEvent,
   sessionEndEvent,
   sessionStartEvent,
+  type CommandExit,
   type SessionIdentity,
   type SessionStartFields,
 } from "../events/audit-events.ts";
@@ -28,7 +30,6 @@ export interface SessionOptions {
   login: string;
   events: EventKind[];
   initialCommand: string[];
-  interactive: boolean;
   /** "W:H" when on a terminal */
   size?: string;
   /** More session.start fields, e.g. the addresses of an SSH login. */
@@ -37,6 +38,13 @@ export interface SessionOptions {
 
 export interface EndOptions {
   exitCode: number;
+  /**
+   * Whether the session had a terminal (Teleport's UI plays back only interactive sessions), asked
+   * once the slice is empty: a login's pty may show only while it runs.
+   */
+  interactive(): boolean;
+  /** The session ran this command (not a login shell): its `exec` event, dated when it exited. */
+  command?: { argv: string[]; exit: CommandExit; time: Date };
   /** Kill what is left in the slice instead of recording it until it exits. */
   killOnExit?: boolean;
   /** Called when processes remain in the slice and the session waits for them. */
@@ -152,10 +160,13 @@ export class RecordedSession {
       this.fail(err);
     }
     try {
+      const { command } = opts;
+      if (command)
+        this.writer.write(execEvent(this.identity, this.writer.index(), command.argv, command.exit, command.time));
       this.writer.write(
         sessionEndEvent(this.identity, this.writer.index(), {
           initialCommand: this.opts.initialCommand,
-          interactive: this.opts.interactive,
+          interactive: opts.interactive(),
           enhancedRecording: this.enhanced,
           start: this.start,
           exitCode: opts.exitCode,

@@ -17,7 +17,7 @@ import type { PeerCredentials } from "../sys/libc.ts";
 import { KernelTracer } from "../kernel/tracer.ts";
 import { RecordedSession } from "../session/recorded-session.ts";
 import { processStat } from "../sys/proc.ts";
-import { authInfoFields, loginUidOf, tcpConnectionOf } from "./login-facts.ts";
+import { authInfoFields, holdsPtyMaster, loginUidOf, tcpConnectionOf } from "./login-facts.ts";
 
 export interface DaemonOptions {
   config: EsrConfig;
@@ -30,12 +30,18 @@ interface Login {
   session: RecordedSession;
   sshdPid: number;
   user: string;
+  /** sshd allocated a pty for the login: seen while its [priv] process held the pty master. */
+  terminal: boolean;
   /** Settles once session.end is written. */
   ended: Promise<void>;
 }
 
 /** How often a login recorded without a slice (enhanced recording off) checks for its sshd's exit. */
 const PROCESS_POLL_MS = 250;
+/** How often a login's sshd is looked at for the pty it allocates (a few readlinks, ≈ 20 µs), and for how long often. */
+const PTY_FAST_POLL_MS = 5;
+const PTY_FAST_POLL_FOR_MS = 3000;
+const PTY_SLOW_POLL_MS = 100;
 
 /**
  * Runs until SIGTERM or SIGINT. Stopping ends every login in progress: its processes are killed
@@ -120,7 +126,6 @@ class LoginSessions {
       events: eventsForUser(config, user),
       // sshd has not yet read what the client asks to run: the command shows as the first exec.
       initialCommand: [],
-      interactive: false,
       startFields: {
         "addr.local": connection.local,
         "addr.remote": connection.remote,
@@ -128,7 +133,7 @@ class LoginSessions {
         ...authInfoFields(request.authInfo),
       },
     });
-    const login: Login = { session, sshdPid, user, ended: Promise.resolve() };
+    const login: Login = { session, sshdPid, user, terminal: false, ended: Promise.resolve() };
     try {
       session.slice?.adopt(sshdPid);
     } catch (err) {
@@ -158,9 +163,18 @@ class LoginSessions {
   private track(login: Login) {
     this.logins.add(login);
     const { session } = login;
+    const stopWatching = watchForPty(login.sshdPid, () => (login.terminal = true));
     const over = session.slice ? Promise.resolve() : processGone(login.sshdPid);
     login.ended = over
-      .then(() => session.end({ exitCode: 0 }))
+      .then(() =>
+        session.end({
+          exitCode: 0,
+          interactive: () => {
+            stopWatching();
+            return login.terminal;
+          },
+        }),
+      )
       .then(
         (lost) =>
           this.opts.log(
@@ -187,7 +201,24 @@ class LoginSessions {
   }
 }
 
-/** Moves a process (all its threads) into the slice, and checks that it is there. */
+/**
+ * Calls `seen` once the process holds a pty master. sshd's [priv] process allocates a login's pty
+ * after open_session and closes it before close_session, so it is looked for while the login runs:
+ * often at first, when sshd allocates it and a scripted session may already be over (measured: a
+ * typed `ssh -tt` session held it 10–40 ms), then seldom. A pty that lives less than one interval
+ * can be missed. Returns what stops the watch.
+ */
+function watchForPty(pid: number, seen: () => void): () => void {
+  const start = Date.now();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const look = () => {
+    if (holdsPtyMaster(pid)) return seen();
+    timer = setTimeout(look, Date.now() - start < PTY_FAST_POLL_FOR_MS ? PTY_FAST_POLL_MS : PTY_SLOW_POLL_MS);
+  };
+  look();
+  return () => clearTimeout(timer);
+}
+
 /** Resolves when the process (this very one, not a later one with its pid) has exited. */
 function processGone(pid: number): Promise<void> {
   const startTime = processStat(pid)?.startTime;

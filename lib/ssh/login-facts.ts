@@ -49,23 +49,42 @@ export function tcpConnectionOf(pid: number): TcpConnection {
   return [...found.values()][0]!;
 }
 
+/**
+ * Whether a process holds a pty master open. OpenSSH's privileged monitor (the `[priv]` process)
+ * allocates the pty of a login that asks for one (`ssh -t`) and keeps its master until the session
+ * closes: a fact from a root process the user cannot touch, unlike a controlling terminal, which any
+ * process of the login can give itself.
+ */
+export function holdsPtyMaster(pid: number): boolean {
+  try {
+    return fdTargets(pid).some((target) => target === "/dev/ptmx" || target === "/dev/pts/ptmx");
+  } catch {
+    return false; // gone: it holds nothing any more
+  }
+}
+
 function socketInodes(pid: number): Set<string> {
-  const inodes = new Set<string>();
+  const inodes = fdTargets(pid).map((target) => /^socket:\[(\d+)\]$/.exec(target)?.[1]);
+  return new Set(inodes.filter((inode) => inode !== undefined));
+}
+
+/** What each of a process's open fds names (readlink of /proc/PID/fd/N). */
+function fdTargets(pid: number): string[] {
   let fds: string[];
   try {
     fds = readdirSync(`/proc/${pid}/fd`);
   } catch (err) {
     throw new EsrError(`cannot list the files of process ${pid}: ${errorMessage(err)}`);
   }
+  const targets: string[] = [];
   for (const fd of fds) {
     try {
-      const inode = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`))?.[1];
-      if (inode) inodes.add(inode);
+      targets.push(readlinkSync(`/proc/${pid}/fd/${fd}`));
     } catch {
       // closed meanwhile
     }
   }
-  return inodes;
+  return targets;
 }
 
 /**

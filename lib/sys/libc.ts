@@ -20,6 +20,7 @@ const libc = openLibc({
   mount: { args: ["cstring", "cstring", "cstring", "u64", "ptr"], returns: "i32" },
   __errno_location: { args: [], returns: "ptr" },
   strerror: { args: ["i32"], returns: "cstring" },
+  strsignal: { args: ["i32"], returns: "cstring" },
   vsnprintf: { args: ["ptr", "u64", "ptr", "ptr"], returns: "i32" },
   clock_gettime: { args: ["i32", "ptr"], returns: "i32" },
   tcgetattr: { args: ["i32", "ptr"], returns: "i32" },
@@ -43,6 +44,11 @@ export function errno(): number {
 
 export function strerror(err: number): string {
   return String(libc.strerror(Math.abs(err)));
+}
+
+/** What a signal is called in words ("Killed", "Terminated"). */
+export function strsignal(signal: number): string {
+  return String(libc.strsignal(signal));
 }
 
 /** memfd_create(2); -1 on failure (see errno()). */

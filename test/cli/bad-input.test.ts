@@ -13,6 +13,7 @@ import { configInput, fuzzConfig, fuzzGzip, rng } from "../../scripts/fuzz.ts";
 import { requireRootAndEsr } from "../support/adversary.ts";
 import { sessionsDir } from "../support/harness.ts";
 import { ESR, record, runEsr, tempDir, type RunResult } from "../support/harness.ts";
+import { sessionFilePath } from "../support/pty-session.ts";
 
 // Real processes on a shared 2-core machine: a busy host makes them slow, never wrong.
 setDefaultTimeout(120_000);
@@ -218,8 +219,8 @@ describe("corrupted or truncated session files", () => {
     return {
       ...r,
       dir,
-      command: join(dir, `${r.sid}-0.session.command-events.gz`),
-      events: join(dir, `${r.sid}-0.events.gz`),
+      command: sessionFilePath(r.dataDir, r.sid, "session.command"),
+      events: sessionFilePath(r.dataDir, r.sid, "events"),
       index: join(dir, `${r.sid}.index`),
     };
   }

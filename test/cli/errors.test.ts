@@ -6,6 +6,8 @@ import { describe, expect, test } from "bun:test";
 import { readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ESR, record, runEsr, tempDir, type RunResult } from "../support/harness.ts";
+import { sessionsDir } from "../support/harness.ts";
+import { sessionFilePath } from "../support/pty-session.ts";
 
 function expectOneLineError(r: RunResult, pattern: RegExp) {
   expect(r.exitCode).not.toBe(0);
@@ -21,14 +23,11 @@ async function recordedSession() {
   const r = await record(["bash", "-c", "for i in 1 2 3 4 5 6; do /bin/echo event-$i; done"], {
     flags: ["--events", "command"],
   });
-  const sessions = join(
-    r.dataDir,
-    "log",
-    readFileSync(join(r.dataDir, "host_uuid"), "utf8").trim(),
-    "sessions",
-    "default",
-  );
-  return { ...r, commandFile: join(sessions, `${r.sid}-0.session.command-events.gz`), sessions };
+  return {
+    ...r,
+    commandFile: sessionFilePath(r.dataDir, r.sid, "session.command"),
+    sessions: sessionsDir(r.dataDir),
+  };
 }
 
 describe("bad command lines", () => {

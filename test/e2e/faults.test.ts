@@ -8,6 +8,7 @@ import { chmodSync, existsSync, readdirSync, readFileSync, writeFileSync } from 
 import { join } from "node:path";
 import { evade, procState, requireRootAndEsr, rssKiB, startRecording, waitFor } from "../support/adversary.ts";
 import { ESR, execLines, ofType, record, replayEvents, runEsr, sessionsDir, tempDir } from "../support/harness.ts";
+import { sessionFilePath } from "../support/pty-session.ts";
 
 // Real processes on a shared 2-core machine: a busy host makes them slow, never wrong.
 setDefaultTimeout(120_000);
@@ -272,17 +273,15 @@ describe("a long session's recording", () => {
       lines.push(
         `{"argv":["x${i}"],"code":"T4000I","ei":${i + 2},"event":"session.command","path":"/bin/true","pid":1,"sid":"${r.sid}"}\n`,
       );
-    writeFileSync(
-      join(sessionsDir(r.dataDir), `${r.sid}-0.session.command-events.gz`),
-      Bun.gzipSync(Buffer.from(lines.join(""))),
-    );
+    writeFileSync(sessionFilePath(r.dataDir, r.sid, "session.command"), Bun.gzipSync(Buffer.from(lines.join(""))));
     const replay = Bun.spawnSync([ESR, "replay", r.sid, "--data-dir", r.dataDir, "--format", "json"], {
       stdout: "pipe",
       stderr: "pipe",
     });
     expect(replay.stderr.toString()).toBe("");
     expect(replay.exitCode).toBe(0);
-    expect(replay.stdout.toString().split("\n").filter(Boolean).length).toBe(N + 2);
+    // and the session's own: session.start, exec, session.end
+    expect(replay.stdout.toString().split("\n").filter(Boolean).length).toBe(N + 3);
     const ls = await runEsr(["ls", "--data-dir", r.dataDir, "--json"]);
     expect(ls.exitCode).toBe(0);
     expect(JSON.parse(ls.stdout).counts.command).toBe(N);

@@ -6,6 +6,7 @@ import { beforeAll, describe, expect, test } from "bun:test";
 import { chmodSync, existsSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ESR, execLines, ofType, record, replayEvents, runEsr, tempDir } from "../support/harness.ts";
+import { sessionFilePath } from "../support/pty-session.ts";
 
 const COMMAND_ONLY = ["--events", "command"];
 
@@ -220,14 +221,9 @@ describe("recorder killed with SIGKILL", () => {
     proc.kill("SIGKILL");
     await proc.exited;
 
-    const sessions = join(
-      dataDir,
-      "log",
-      readFileSync(join(dataDir, "host_uuid"), "utf8").trim(),
-      "sessions",
-      "default",
-    );
-    const commandFile = join(sessions, `${sid}-0.session.command-events.gz`);
+    const commandFile = sessionFilePath(dataDir, sid, "session.command");
+    // Never finalized: no Teleport `.completed` marker tells a reader the files are whole.
+    expect(existsSync(commandFile.replace(/-\d+\.session\.command-events\.gz$/, ".completed"))).toBe(false);
     const zcat = Bun.spawnSync(["zcat", commandFile]);
     expect(zcat.exitCode).toBe(0);
     const lines = zcat.stdout.toString().split("\n").filter(Boolean);
@@ -270,5 +266,51 @@ describe("replay", () => {
       .trim()
       .split("\n");
     expect(stored).toEqual(ofType(events, "session.command").map((e) => JSON.stringify(e)));
+  });
+});
+
+describe("Teleport's exec event: a command session's outcome", () => {
+  const execOf = async (r: { dataDir: string; sid: string }) => {
+    const events = await replayEvents(r.dataDir, r.sid);
+    const execs = ofType(events, "exec");
+    expect(execs).toHaveLength(1);
+    // Written last before session.end, after every event of the command.
+    expect(events.at(-2)).toBe(execs[0]!);
+    return execs[0]!;
+  };
+
+  test('exit 0: T3002I, exitCode "0" as a string, no exitError', async () => {
+    const r = await record(["/bin/true"], { flags: COMMAND_ONLY });
+    expect(await execOf(r)).toMatchObject({ code: "T3002I", command: "/bin/true", exitCode: "0" });
+    expect("exitError" in (await execOf(r))).toBe(false);
+  });
+
+  test('exit 3: T3002E, exitCode "3", exitError "exit status 3"; session.end keeps exit_code 3', async () => {
+    const r = await record(["sh", "-c", "exit 3"], { flags: COMMAND_ONLY });
+    expect(r.exitCode).toBe(3);
+    expect(await execOf(r)).toMatchObject({ code: "T3002E", exitCode: "3", exitError: "exit status 3" });
+    const [end] = ofType(await replayEvents(r.dataDir, r.sid), "session.end");
+    expect(end!.exit_code).toBe(3);
+  });
+
+  test('killed by a signal: exitCode "-1", exitError in Go\'s words ("signal: killed"), esr exits 128+9', async () => {
+    const r = await record(["sh", "-c", "kill -KILL $$"], { flags: COMMAND_ONLY });
+    expect(r.exitCode).toBe(137);
+    expect(await execOf(r)).toMatchObject({ code: "T3002E", exitCode: "-1", exitError: "signal: killed" });
+  });
+
+  test("command is one line that sh turns back into the same argv, whatever the arguments hold", async () => {
+    const argv = ["printf", "%s|", "two words", "it's", "$HOME `id`", "new\nline", ""];
+    const r = await record(argv, { flags: COMMAND_ONLY });
+    const { command } = await execOf(r);
+    const parsed = Bun.spawnSync(["sh", "-c", `eval "set -- $1"; printf '%s\\0' "$@"`, "sh", command]);
+    expect(parsed.stdout.toString().split("\0").slice(0, -1)).toEqual(argv);
+  });
+
+  test("a login shell (no command) gets none, as Teleport writes none for a shell session", async () => {
+    const r = await record([], { flags: COMMAND_ONLY, stdin: "exit 0\n" });
+    const events = await replayEvents(r.dataDir, r.sid);
+    expect(ofType(events, "session.end")).toHaveLength(1);
+    expect(ofType(events, "exec")).toEqual([]);
   });
 });

@@ -89,6 +89,8 @@ describe("every kind of login is recorded", () => {
     expect(execs).toContain("/bin/echo decoded-over-ssh --flag value");
     expect(execs.some((l) => /base64 -d$/.test(l))).toBe(true);
     expect(ofType(events, "session.end")).toHaveLength(1);
+    // No pty was asked for: Teleport writes such a session as not interactive.
+    expect(ofType(events, "session.end")[0]!.interactive).toBe(false);
     const listed = (await runEsr(["ls", "--data-dir", setup.dataDir, "--json"])).stdout
       .split("\n")
       .filter(Boolean)
@@ -121,6 +123,19 @@ describe("every kind of login is recorded", () => {
     ).toBe(true);
     const text = (await runEsr(["replay", sid, "--data-dir", setup.dataDir])).stdout;
     expect(text).toContain("/bin/echo typed-plainly");
+    // sshd allocated the login's pty: interactive, as Teleport writes a session with a terminal.
+    expect(ofType(events, "session.end")[0]!.interactive).toBe(true);
+  });
+
+  test("a command that gives itself a pty (script) does not make its login interactive", async () => {
+    const r = await sshd.ssh([], "cat /proc/self/cgroup; script -qc 'tty; sleep 0.3' /dev/null");
+    expect(r.exitCode).toBe(0);
+    expect(r.stdout).toMatch(/\/dev\/pts\/\d+/);
+    const sid = sidOf(r.stdout);
+    await daemon.waitForEnd(sid);
+    const events = await replayEvents(setup.dataDir, sid);
+    expect(execLines(events).some((l) => l.endsWith("/script -qc tty; sleep 0.3 /dev/null"))).toBe(true);
+    expect(ofType(events, "session.end")[0]!.interactive).toBe(false);
   });
 
   test("an sftp upload: sftp-server and the file it writes", async () => {

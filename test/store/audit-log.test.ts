@@ -6,6 +6,7 @@ import { AuditLog } from "../../lib/store/file/audit-log.ts";
 import { SessionWriter } from "../../lib/store/file/session-writer.ts";
 import { partialEvent } from "../support/fields.ts";
 import { tempDir } from "../support/harness.ts";
+import { TeleportSessionReader } from "../support/teleport-reader.ts";
 
 const mode = (p: string) => statSync(p).mode & 0o777;
 
@@ -41,34 +42,40 @@ describe("AuditLog", () => {
 });
 
 describe("SessionWriter", () => {
-  test("files per event type, an index naming them, 0600 files in 0700 directories", () => {
+  const sid = "11111111-2222-3333-4444-555555555555";
+
+  test("Teleport's layout: a file per run of consecutive events of a type, named and indexed by its first ei; 0600 files in 0700 directories", () => {
     const dir = tempDir();
     const log = AuditLog.open(dir);
-    const w = new SessionWriter(log, "11111111-2222-3333-4444-555555555555");
+    const w = new SessionWriter(log, sid);
     w.write(partialEvent({ event: "session.start", code: "T2000I", ei: w.index() }));
     w.write(partialEvent({ event: "session.command", code: "T4000I", ei: w.index() }));
+    w.write(partialEvent({ event: "session.command", code: "T4000I", ei: w.index() }));
     w.write(partialEvent({ event: "session.network", code: "T4002I", ei: w.index() }));
+    w.write(partialEvent({ event: "session.command", code: "T4000I", ei: w.index() }));
+    w.write(partialEvent({ event: "exec", code: "T3002I", ei: w.index() }));
     w.write(partialEvent({ event: "session.end", code: "T2004I", ei: w.index() }));
-    w.close();
     const sessions = log.sessionsDir;
+    expect(new TeleportSessionReader(sessions, sid).completed).toBe(false);
+    w.close();
     expect(sessions).toBe(join(dir, "log", log.serverId, "sessions", "default"));
-    const index = readFileSync(join(sessions, "11111111-2222-3333-4444-555555555555.index"), "utf8")
-      .trim()
-      .split("\n")
-      .map((l) => JSON.parse(l));
-    expect(index.map((e) => [e.file_name, e.type])).toEqual([
-      ["11111111-2222-3333-4444-555555555555-0.events.gz", "events"],
-      ["11111111-2222-3333-4444-555555555555-0.session.command-events.gz", "session.command"],
-      ["11111111-2222-3333-4444-555555555555-0.session.network-events.gz", "session.network"],
+    const teleport = new TeleportSessionReader(sessions, sid);
+    expect(teleport.entries.map((e) => [e.file_name, e.type, e.index, e.offset])).toEqual([
+      [`${sid}-0.events.gz`, "events", 0, 0],
+      [`${sid}-1.session.command-events.gz`, "session.command", 1, 0],
+      [`${sid}-3.session.network-events.gz`, "session.network", 3, 0],
+      [`${sid}-4.session.command-events.gz`, "session.command", 4, 0],
+      [`${sid}-5.events.gz`, "events", 5, 0],
     ]);
-    for (const e of index) expect(mode(join(sessions, e.file_name))).toBe(0o600);
+    // Each file holds consecutive events from its index on.
+    for (const entry of teleport.entries)
+      expect(teleport.lines(entry).map((e) => e.ei)).toEqual(teleport.lines(entry).map((_, i) => entry.index + i));
+    expect(teleport.eventsAfter("events", 0).map((e) => e.event)).toEqual(["session.start", "exec", "session.end"]);
+    expect(teleport.eventsAfter("events", 6).map((e) => e.event)).toEqual(["session.end"]);
+    expect(teleport.eventsAfter("session.command", 2).map((e) => e.ei)).toEqual([2, 4]);
+    expect(teleport.completed).toBe(true);
+    for (const name of [...teleport.entries.map((e) => e.file_name), `${sid}.index`, `${sid}.completed`])
+      expect(mode(join(sessions, name))).toBe(0o600);
     for (const d of [dir, join(dir, "log"), join(dir, "log", log.serverId), sessions]) expect(mode(d)).toBe(0o700);
-    const zcat = Bun.spawnSync(["zcat", join(sessions, index[0].file_name)]).stdout.toString();
-    expect(
-      zcat
-        .trim()
-        .split("\n")
-        .map((l) => JSON.parse(l).event),
-    ).toEqual(["session.start", "session.end"]);
   });
 });

@@ -102,11 +102,17 @@ export function sessionIndex(dataDir: string, sid: string): { file_name: string;
     .map((l) => JSON.parse(l));
 }
 
-/** A session's file of the given index type as zcat reads it; throws if the index names none. */
-export function sessionFile(dataDir: string, sid: string, type: string): Buffer {
+/** The path of a session's first file of the given index type; throws if the index names none. */
+export function sessionFilePath(dataDir: string, sid: string, type: string): string {
   const entry = sessionIndex(dataDir, sid).find((e) => e.type === type);
   if (!entry) throw new Error(`the index of ${sid} names no ${type} file`);
-  const zcat = Bun.spawnSync(["zcat", join(sessionsDir(dataDir), entry.file_name)]);
-  if (zcat.exitCode !== 0) throw new Error(`zcat ${entry.file_name}: ${zcat.stderr}`);
+  return join(sessionsDir(dataDir), entry.file_name);
+}
+
+/** A session's first file of the given index type as zcat reads it; throws if the index names none. */
+export function sessionFile(dataDir: string, sid: string, type: string): Buffer {
+  const path = sessionFilePath(dataDir, sid, type);
+  const zcat = Bun.spawnSync(["zcat", path]);
+  if (zcat.exitCode !== 0) throw new Error(`zcat ${path}: ${zcat.stderr}`);
   return zcat.stdout;
 }

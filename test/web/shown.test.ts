@@ -19,6 +19,7 @@ const exec = (ei: number, ms: number, path: string, argv: string[], extra: objec
   server_hostname: "web-1",
   cluster_name: "web-1",
   pid: 100 + ei,
+  audit_session_id: 4294967295,
   cgroup_id: 1,
   program: path.slice(path.lastIndexOf("/") + 1),
   ppid: 100,

@@ -118,6 +118,7 @@ function build(id: Parameters<typeof commonFields>[0], ei: number, rec: KernelEx
     ...commonFields(id, "session.command", "T4000I", ei, time),
     argv,
     ...(rec.argvTruncated ? { argv_truncated: true } : {}),
+    audit_session_id: rec.auditSessionId,
     cgroup_id: Number(rec.cgroupId),
     ...extraPath("exe", rec.exe, rec.exeTruncated),
     ...(rec.exeDeleted ? { exe_deleted: true } : {}),

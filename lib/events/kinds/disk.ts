@@ -47,6 +47,7 @@ function decode(bytes: Uint8Array): KernelOpen {
 function build(id: SessionIdentity, ei: number, rec: KernelOpen, time: Date): SessionDiskEvent {
   return {
     ...commonFields(id, "session.disk", "T4001I", ei, time),
+    audit_session_id: rec.auditSessionId,
     cgroup_id: Number(rec.cgroupId),
     flags: rec.openFlags,
     ...pathFields(rec.path, rec.pathTruncated),

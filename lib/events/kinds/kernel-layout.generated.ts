@@ -32,7 +32,7 @@ export const esr_event_header = {
   cgroup_id: { offset: 8, size: 8 },
   ktime_ns: { offset: 16, size: 8 },
   pid: { offset: 24, size: 4 },
-  _pad: { offset: 28, size: 4 },
+  audit_session_id: { offset: 28, size: 4 },
   comm: { offset: 32, size: 16 },
 } as const;
 

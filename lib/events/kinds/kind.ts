@@ -34,6 +34,8 @@ export interface KernelEventHeader {
   /** CLOCK_BOOTTIME when the kernel saw it */
   ktimeNs: bigint;
   pid: number;
+  /** the task's audit session id (auditd's ses=): 4294967295 unset, 0 on a kernel without audit */
+  auditSessionId: number;
   comm: string;
 }
 
@@ -60,6 +62,7 @@ export function decodeHeader(view: DataView, bytes: Uint8Array): KernelEventHead
     cgroupId: view.getBigUint64(h.cgroup_id.offset, true),
     ktimeNs: view.getBigUint64(h.ktime_ns.offset, true),
     pid: view.getUint32(h.pid.offset, true),
+    auditSessionId: view.getUint32(h.audit_session_id.offset, true),
     comm: cString(bytes, h.comm.offset, h.comm.offset + h.comm.size),
   };
 }

@@ -82,6 +82,7 @@ function build(id: SessionIdentity, ei: number, rec: KernelNetwork, time: Date):
   return {
     ...commonFields(id, "session.network", "T4002I", ei, time),
     action: NETWORK_ACTION_OBSERVED,
+    audit_session_id: rec.auditSessionId,
     cgroup_id: Number(rec.cgroupId),
     dst_addr: rec.dstAddr,
     dst_port: rec.dstPort,
