@@ -2,9 +2,9 @@
  * A session's files read the way Teleport's file-session code reads them (lib/events/auditlog.go:
  * readSessionIndex, eventsFile, GetSessionEvents; the DiskSessionLogger's `.completed` marker):
  * the index's entries grouped by type and sorted by `index`; the events after N are those of the
- * last file indexed at or below N, its first N − index lines skipped, and of every later file.
- * Teleport's GetSessionEvents skips N lines rather than N − index: the same for a file indexed 0,
- * the only case its own callers use. Written here from that description, not copied.
+ * last file indexed at or below N, its first N lines skipped (lines, not `ei`s: Teleport's own
+ * writers renumber so that they agree), and of every later file. Written here from that
+ * description, not copied.
  */
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -50,7 +50,7 @@ export class TeleportSessionReader {
     const files = this.files(type);
     const first = files.findLastIndex((e) => e.index <= n);
     if (first < 0) throw new Error(`${n} not found`);
-    return files.slice(first).flatMap((e, i) => (i === 0 ? this.lines(e).slice(n - e.index) : this.lines(e)));
+    return files.slice(first).flatMap((e, i) => (i === 0 ? this.lines(e).slice(n) : this.lines(e)));
   }
 
   /** Teleport's sign that the session's files are final. */
