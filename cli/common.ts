@@ -7,6 +7,8 @@ import { FileEventSource } from "../lib/store/file/file-store.ts";
 import type { EventSource } from "../lib/store/store.ts";
 import { PostgresEventSource } from "../lib/store/postgres/source.ts";
 import { isPostgresUri, maskPassword } from "../lib/store/postgres/uri.ts";
+import { shownVerdict } from "../lib/store/integrity/verify.ts";
+import { safeLine } from "../lib/events/safe-text.ts";
 
 export const DEFAULT_CONFIG_FILE = "/etc/esr.yaml";
 
@@ -115,4 +117,11 @@ export function eventSource(config: EsrConfig, args: { from?: string; "data-dir"
     );
   const dir = decodeURIComponent(file[1]!);
   return new FileEventSource(dir ? resolve(dir) : config.dataDir);
+}
+
+/** The header line replay and play print unasked: how far the session's recording is proven (esr verify). */
+export function showVerdict(source: EventSource, sid: string) {
+  const verdict = shownVerdict(source, sid);
+  const line = verdict ? `${verdict.status}: ${verdict.detail}` : "not checked (this store does not keep the chain)";
+  process.stderr.write(`esr: verify: ${safeLine(line)}\n`);
 }

@@ -5,7 +5,7 @@ import { formatEventLines, formatTtyReplay, painter } from "../lib/replay/text-f
 import { KINDS } from "../lib/events/kinds/index.ts";
 import { safeLine } from "../lib/events/safe-text.ts";
 import { readTerminalRecording } from "../lib/replay/terminal-frames.ts";
-import { cliConfig, configArg, dataDirArg, eventSource, fromArg, requireSid, sidArg } from "./common.ts";
+import { cliConfig, configArg, dataDirArg, eventSource, fromArg, requireSid, showVerdict, sidArg } from "./common.ts";
 
 /** --type values and the index types they select. */
 const TYPE_FILES: Record<string, string> = {
@@ -60,6 +60,7 @@ export const replay = defineCommand({
     const config = cliConfig(process.argv, args["data-dir"]);
     const source = eventSource(config, args);
     const recording = await source.session(sid);
+    showVerdict(source, sid);
     const events = await recording.events({ streams: types });
     const paint = painter(Boolean(process.stdout.isTTY) && !process.env.NO_COLOR);
     let lines: string[];

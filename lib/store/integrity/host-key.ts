@@ -17,7 +17,7 @@ import { closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync } 
 import { join } from "node:path";
 import { EsrError, errorMessage } from "../../errors.ts";
 import { withFileLock } from "../../sys/libc.ts";
-import { makeDir } from "../file/audit-log.ts";
+import { AuditLog, makeDir } from "../file/audit-log.ts";
 import { writeAll } from "../file/gzip-members.ts";
 
 /** What a journal entry says opened its epoch. */
@@ -356,3 +356,21 @@ export function trustedJournal(dataDir: string, host: string, rootKey?: string):
 
 /** The key a verifier was given is not the one the recordings were signed with. */
 export class WrongKeyError extends EsrError {}
+
+/**
+ * `esr check`'s line for the host key: created here on first use, its root public key printed
+ * so that it can be kept off the host (README "Tamper-evident recordings").
+ */
+export function hostKeyItem(config: { dataDir: string }): { name: string; ok: boolean; detail: string } {
+  try {
+    const host = AuditLog.open(config.dataDir).serverId;
+    const key = HostKey.open(config.dataDir, host, Infinity);
+    return {
+      name: "host key",
+      ok: true,
+      detail: `${key.publicKey()} (${key.publicKeyFile}); keep a copy off this host`,
+    };
+  } catch (err) {
+    return { name: "host key", ok: false, detail: errorMessage(err) };
+  }
+}

@@ -29,7 +29,8 @@ export interface HostTrust {
   journal?: TrustedJournal;
   /** Set when the key a verifier was given is not the host's, or there is no key to check against. */
   wrongKey?: string;
-  starts: Map<string, JournalEntry>;
+  /** Journal entries naming each session's start and seal: one of each, unless someone re-signed. */
+  starts: Map<string, JournalEntry[]>;
   seals: Map<string, JournalEntry[]>;
 }
 
@@ -45,8 +46,8 @@ export function hostTrust(dataDir: string, rootKey?: string): HostTrust {
   }
   for (const { entry } of trust.journal.epochs) {
     if (entry.sid === undefined) continue;
-    if (entry.reason === "start") trust.starts.set(entry.sid, entry);
-    if (entry.reason === "seal") trust.seals.set(entry.sid, [...(trust.seals.get(entry.sid) ?? []), entry]);
+    const named = entry.reason === "start" ? trust.starts : entry.reason === "seal" ? trust.seals : undefined;
+    named?.set(entry.sid, [...(named.get(entry.sid) ?? []), entry]);
   }
   return trust;
 }
@@ -57,7 +58,8 @@ export function verifyDataDir(dataDir: string, sids: string[] | "all", rootKey?:
   const present = new Set(listSessionIds(dataDir).map((s) => s.sid));
   const wanted = sids === "all" ? [...present, ...[...trust.starts.keys()].filter((sid) => !present.has(sid))] : sids;
   return wanted.map((sid) => {
-    if (!present.has(sid) && trust.starts.has(sid)) return missingVerdict(sid, trust.starts.get(sid)!);
+    const start = trust.starts.get(sid)?.[0];
+    if (!present.has(sid) && start) return missingVerdict(sid, start);
     return verifySession(SessionFiles.open(dataDir, sid), trust);
   });
 }
@@ -211,11 +213,11 @@ function gapLimitMs(intervalMs: number): number {
 
 export function verifySession(files: SessionFiles, trust: HostTrust): Verdict {
   const sid = files.sid;
-  const journalStart = trust.starts.get(sid);
+  const journalStarts = trust.starts.get(sid) ?? [];
   const journalSeals = trust.seals.get(sid) ?? [];
   const chain = files.chain();
   if (!chain) {
-    if (journalStart)
+    if (journalStarts.length)
       return {
         sid,
         status: "broken",
@@ -265,7 +267,9 @@ export function verifySession(files: SessionFiles, trust: HostTrust): Verdict {
     if ((c.kind === "start") !== (start === undefined))
       return broken(`a ${c.kind} checkpoint where ${start ? "an interval or end" : "the start"} checkpoint belongs`);
     if (c.kind === "start") {
-      if (!journalStart || !journalMatches(journalStart, c))
+      if (journalStarts.length > 1)
+        return broken(`started ${journalStarts.length} times in the host journal (re-signed with a later key)`);
+      if (!journalStarts[0] || !journalMatches(journalStarts[0], c))
         return broken(`the start checkpoint is not the one the host journal records (forged)`);
       start = c;
     } else if (c.seq !== start!.seq)
