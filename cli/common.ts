@@ -119,9 +119,13 @@ export function eventSource(config: EsrConfig, args: { from?: string; "data-dir"
   return new FileEventSource(dir ? resolve(dir) : config.dataDir);
 }
 
-/** The header line replay and play print unasked: how far the session's recording is proven (esr verify). */
-export function showVerdict(source: EventSource, sid: string) {
+/**
+ * What replay and play say unasked, after what they print: a session whose chain does not verify
+ * whole (esr verify). Said only when nothing else warned: damage is already reported by the
+ * warnings, and a whole session (or a store that keeps no chain) adds nothing to stderr.
+ */
+export function showVerdict(source: EventSource, sid: string, warnings: string[]) {
   const verdict = shownVerdict(source, sid);
-  const line = verdict ? `${verdict.status}: ${verdict.detail}` : "not checked (this store does not keep the chain)";
-  process.stderr.write(`esr: verify: ${safeLine(line)}\n`);
+  if (verdict && verdict.status !== "whole" && warnings.length === 0)
+    process.stderr.write(`esr: verify: ${safeLine(`${verdict.status}: ${verdict.detail}`)}\n`);
 }

@@ -25,7 +25,7 @@ export const play = defineCommand({
     const config = cliConfig(process.argv, args["data-dir"]);
     const source = eventSource(config, args);
     const { frames, size, warnings } = await readTerminalRecording(await source.session(sid));
-    showVerdict(source, sid);
+    showVerdict(source, sid, warnings);
     await source.close();
     if (process.stdout.isTTY) {
       const here = terminalSizeText({ cols: process.stdout.columns, rows: process.stdout.rows });

@@ -60,7 +60,6 @@ export const replay = defineCommand({
     const config = cliConfig(process.argv, args["data-dir"]);
     const source = eventSource(config, args);
     const recording = await source.session(sid);
-    showVerdict(source, sid);
     const events = await recording.events({ streams: types });
     const paint = painter(Boolean(process.stdout.isTTY) && !process.env.NO_COLOR);
     let lines: string[];
@@ -72,6 +71,7 @@ export const replay = defineCommand({
     } else lines = format === "json" ? events.map((e) => JSON.stringify(e)) : formatEventLines(events);
     const out = lines.join("\n");
     if (out) process.stdout.write(`${out}\n`);
+    showVerdict(source, sid, recording.warnings);
     await source.close();
     for (const w of recording.warnings) process.stderr.write(`esr: warning: ${safeLine(w)}\n`);
     if (recording.warnings.length) process.exitCode = 3;
