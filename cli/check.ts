@@ -4,6 +4,7 @@ import { safeLine } from "../lib/events/safe-text.ts";
 import { hostChecks } from "../lib/check/host-checks.ts";
 import { cliConfig, configArg } from "./common.ts";
 import { socketArg } from "./pam.ts";
+import { hostKeyItem } from "../lib/store/integrity/host-key.ts";
 
 export const check = defineCommand({
   meta: { name: "check", description: "Say, item by item, whether this host can record" },
@@ -28,6 +29,7 @@ export const check = defineCommand({
       config: args["sshd-config"],
       socketPath: args.socket,
     });
+    items.push(hostKeyItem(cliConfig(process.argv)));
     for (const item of items)
       // Details quote what they found (sshd's config, PAM files, paths), which need not be plain text.
       console.log(

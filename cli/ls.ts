@@ -1,6 +1,7 @@
 import { defineCommand } from "citty";
 import { EsrError } from "../lib/errors.ts";
 import { fieldText, shellQuote } from "../lib/replay/text-format.ts";
+import { shownVerdict, verdictWord } from "../lib/store/integrity/verify.ts";
 import { cliConfig, configArg, dataDirArg, eventSource, fromArg } from "./common.ts";
 
 export const ls = defineCommand({
@@ -16,12 +17,13 @@ export const ls = defineCommand({
     const config = cliConfig(process.argv, args["data-dir"]);
     const source = eventSource(config, args);
     const { sessions } = await source.sessions();
+    const verdicts = sessions.map((s) => shownVerdict(source, s.sid));
     await source.close();
     if (args.json) {
-      for (const s of sessions) console.log(JSON.stringify(s));
+      for (const [i, s] of sessions.entries()) console.log(JSON.stringify({ ...s, verify: verdicts[i]?.status }));
       return;
     }
-    const rows = sessions.map((s) => [
+    const rows = sessions.map((s, i) => [
       fieldText(s.sid),
       s.start?.slice(0, 19).replace("T", " ") ?? "?",
       s.end?.slice(11, 19) ?? "running",
@@ -30,9 +32,10 @@ export const ls = defineCommand({
       String(s.counts.network),
       String(s.counts.disk),
       String(s.lost.command + s.lost.network + s.lost.disk),
+      verdictWord(verdicts[i]),
       shellQuote(s.command),
     ]);
-    const header = ["SESSION", "START (UTC)", "END", "LOGIN", "EXEC", "NET", "DISK", "LOST", "COMMAND"];
+    const header = ["SESSION", "START (UTC)", "END", "LOGIN", "EXEC", "NET", "DISK", "LOST", "VERIFY", "COMMAND"];
     const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
     for (const r of [header, ...rows])
       console.log(r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join("  "));

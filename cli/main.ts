@@ -25,6 +25,7 @@ const main = defineCommand({
     ship: () => import("./ship.ts").then((m) => m.ship),
     status: () => import("./status.ts").then((m) => m.status),
     migrate: () => import("./migrate.ts").then((m) => m.migrateCommand),
+    verify: () => import("./verify.ts").then((m) => m.verify),
   },
 });
 

@@ -4,7 +4,7 @@ import { playFrames, TERMINAL_RESET } from "../lib/replay/play.ts";
 import { terminalSizeText } from "../lib/events/audit-events.ts";
 import { safeLine, safeText } from "../lib/events/safe-text.ts";
 import { readTerminalRecording } from "../lib/replay/terminal-frames.ts";
-import { cliConfig, configArg, dataDirArg, eventSource, fromArg, requireSid, sidArg } from "./common.ts";
+import { cliConfig, configArg, dataDirArg, eventSource, fromArg, requireSid, showVerdict, sidArg } from "./common.ts";
 import { fail } from "./run.ts";
 
 export const play = defineCommand({
@@ -25,6 +25,7 @@ export const play = defineCommand({
     const config = cliConfig(process.argv, args["data-dir"]);
     const source = eventSource(config, args);
     const { frames, size, warnings } = await readTerminalRecording(await source.session(sid));
+    showVerdict(source, sid, warnings);
     await source.close();
     if (process.stdout.isTTY) {
       const here = terminalSizeText({ cols: process.stdout.columns, rows: process.stdout.rows });

@@ -15,6 +15,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import type { SQL } from "bun";
 import type { AuditEvent } from "../lib/events/audit-events.ts";
+import { defaultConfig } from "../lib/config/config.ts";
 import { FileEventStore } from "../lib/store/file/file-store.ts";
 import { connect } from "../lib/store/postgres/connection.ts";
 import { Shipper } from "../lib/store/postgres/shipper.ts";
@@ -77,7 +78,7 @@ let written = 0;
 await Promise.all(
   Array.from({ length: HOSTS }, async (_, host) => {
     const dataDir = tempDir("esr-bench-host-");
-    const store = FileEventStore.open(dataDir);
+    const store = FileEventStore.open(dataDir, defaultConfig().integrity);
     const sink = store.openSession(crypto.randomUUID());
     const shipper = new Shipper(dataDir, { uri, events: true, recordings: false });
     // Spread the hosts' ticks over the second, as a fleet's would be.

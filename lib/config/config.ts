@@ -46,10 +46,19 @@ export interface StorageConfig {
   retentionMs: number;
 }
 
+/** `esr.integrity`: how often a recording's chain is signed, and how long a host key epoch lasts. */
+export interface IntegrityConfig {
+  checkpointIntervalMs: number;
+  /** An interval checkpoint also after this many items. */
+  checkpointEvents: number;
+  epochMs: number;
+}
+
 export interface EsrConfig {
   nodename: string;
   dataDir: string;
   storage: StorageConfig;
+  integrity: IntegrityConfig;
   clusterName: string;
   enhancedRecording: EnhancedRecordingConfig;
   roles: Map<string, EventKind[]>;
@@ -79,6 +88,7 @@ export function defaultConfig(): EsrConfig {
     nodename,
     dataDir: "/var/lib/esr",
     storage: { auditEventsUris: [], retentionMs: 365 * DAY_MS },
+    integrity: { checkpointIntervalMs: 10_000, checkpointEvents: 10_000, epochMs: 60_000 },
     clusterName: nodename,
     enhancedRecording: {
       enabled: true,
@@ -298,6 +308,8 @@ function readNodeConfig(r: DocReader, doc: YAMLMap, acc: Accumulator): void {
   const dataDir = r.field(teleport, "teleport", "data_dir");
   if (dataDir?.value) cfg.dataDir = absolutePathOf(r, dataDir);
   readStorage(r, optionalMap(r, r.field(teleport, "teleport", "storage")), cfg.storage);
+  const esr = optionalMap(r, r.field(doc, "", "esr"));
+  readIntegrity(r, optionalMap(r, r.field(esr, "esr", "integrity")), cfg.integrity);
 
   const auth = optionalMap(r, r.field(doc, "", "auth_service"));
   const clusterName = r.field(auth, "auth_service", "cluster_name");
@@ -323,6 +335,22 @@ function readStorage(r: DocReader, map: YAMLMap | undefined, storage: StorageCon
   if (sessions?.value) storage.auditSessionsUri = storeUriOf(r, sessions);
   const retention = r.field(map, "teleport.storage", "retention_period");
   if (retention?.value) storage.retentionMs = durationOf(r, retention);
+}
+
+function readIntegrity(r: DocReader, map: YAMLMap | undefined, integrity: IntegrityConfig): void {
+  const interval = r.field(map, "esr.integrity", "checkpoint_interval");
+  if (interval?.value) integrity.checkpointIntervalMs = durationOf(r, interval);
+  const events = r.field(map, "esr.integrity", "checkpoint_events");
+  if (events?.value) integrity.checkpointEvents = countOf(r, events);
+  const epoch = r.field(map, "esr.integrity", "epoch_length");
+  if (epoch?.value) integrity.epochMs = durationOf(r, epoch);
+}
+
+function countOf(r: DocReader, f: Field): number {
+  const value = isScalar(f.value) ? f.value.value : undefined;
+  if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 1)
+    r.fail(f, `must be a whole number from 1 up, got ${describe(f.value)}`);
+  return value;
 }
 
 /** A store URI's scheme is checked here, where the file and line are known; the rest where it is used. */

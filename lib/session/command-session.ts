@@ -40,7 +40,7 @@ export interface CommandSessionResult {
 
 export async function runCommandSession(opts: CommandSessionOptions): Promise<CommandSessionResult> {
   const { config } = opts;
-  const store = FileEventStore.open(config.dataDir);
+  const store = FileEventStore.open(config.dataDir, config.integrity);
   const argv = opts.command.length ? opts.command : [opts.login.shell];
   const launch = launchSpec(argv, opts.login);
   // On a terminal, the command gets a pty of its own, whose output is recorded.

@@ -78,7 +78,7 @@ class LoginSessions {
 
   static start(opts: DaemonOptions): LoginSessions {
     const { config } = opts;
-    const store = FileEventStore.open(config.dataDir);
+    const store = FileEventStore.open(config.dataDir, config.integrity);
     const er = config.enhancedRecording;
     let daemon: LoginSessions | undefined;
     // One program set for every login; each login's roles pick what its map entry records.

@@ -28,6 +28,7 @@ const libc = openLibc({
   cfmakeraw: { args: ["ptr"], returns: "void" },
   ioctl: { args: ["i32", "u64", "ptr"], returns: "i32" },
   getsockopt: { args: ["i32", "i32", "i32", "ptr", "ptr"], returns: "i32" },
+  flock: { args: ["i32", "i32"], returns: "i32" },
 });
 
 const SYS_memfd_create = process.arch === "arm64" ? 279 : 319;
@@ -62,6 +63,23 @@ export function mountFs(fstype: string, target: string) {
 }
 
 export const vsnprintf = libc.vsnprintf;
+
+const LOCK_EX = 2;
+const LOCK_UN = 8;
+const EINTR = 4;
+
+/** Runs `use` holding flock(2)'s exclusive lock on an open file; the lock is released however it ends. */
+export function withFileLock<T>(fd: number, use: () => T): T {
+  while (libc.flock(fd, LOCK_EX) !== 0) {
+    const err = errno();
+    if (err !== EINTR) throw new Error(`flock: ${strerror(err)}`);
+  }
+  try {
+    return use();
+  } finally {
+    libc.flock(fd, LOCK_UN);
+  }
+}
 
 const CLOCK_BOOTTIME = 7;
 const timespec = new BigInt64Array(2);

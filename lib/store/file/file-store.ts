@@ -8,6 +8,8 @@ import { AuditLog, dailyLogFiles } from "./audit-log.ts";
 import { listSessionIds, SessionFiles } from "./session-files.ts";
 import { SessionWriter } from "./session-writer.ts";
 import { summarize } from "../session-summary.ts";
+import { SessionChain, type CheckpointPolicy } from "../integrity/chain.ts";
+import { HostKey } from "../integrity/host-key.ts";
 import {
   DEFAULT_SEARCH_LIMIT,
   eventKey,
@@ -26,11 +28,19 @@ import {
 import type { AuditEvent } from "../../events/audit-events.ts";
 
 export class FileEventStore implements EventStore {
-  private constructor(readonly log: AuditLog) {}
+  private constructor(
+    readonly log: AuditLog,
+    private readonly key: HostKey,
+    private readonly policy: CheckpointPolicy,
+  ) {}
 
-  /** Opens (creating it if needed) the data dir for writing; a clear error if it cannot be written. */
-  static open(dataDir: string): FileEventStore {
-    return new FileEventStore(AuditLog.open(dataDir));
+  /**
+   * Opens (creating it if needed) the data dir for writing, with the host key that signs its
+   * sessions' chains; a clear error if it cannot be written.
+   */
+  static open(dataDir: string, integrity: CheckpointPolicy & { epochMs: number }): FileEventStore {
+    const log = AuditLog.open(dataDir);
+    return new FileEventStore(log, HostKey.open(dataDir, log.serverId, integrity.epochMs), integrity);
   }
 
   get serverId(): string {
@@ -42,7 +52,7 @@ export class FileEventStore implements EventStore {
   }
 
   openSession(sid: string): SessionSink {
-    return new SessionWriter(this.log, sid);
+    return new SessionWriter(this.log, sid, new SessionChain(this.key, sid, this.log.sessionsDir, this.policy));
   }
 }
 

@@ -72,7 +72,7 @@ export class GzipMemberFile {
 
 const EMPTY_MEMBER = Bun.gzipSync(new Uint8Array(0), { level: LEVEL });
 
-function writeAll(fd: number, bytes: Uint8Array) {
+export function writeAll(fd: number, bytes: Uint8Array) {
   for (let off = 0; off < bytes.length;) off += writeSync(fd, bytes, off);
 }
 

@@ -9,7 +9,7 @@ import { AuditLog, UUID_RE } from "./audit-log.ts";
 import { EsrError, errorMessage } from "../../errors.ts";
 import { countLines, gunzipMemberBytes, gunzipMembers } from "./gzip-members.ts";
 import type { AuditEvent } from "../../events/audit-events.ts";
-import { CHUNKS_TYPE, indexFileName } from "./session-writer.ts";
+import { chainFileName, CHUNKS_TYPE, indexFileName } from "./session-writer.ts";
 
 interface IndexEntry {
   file_name: string;
@@ -94,6 +94,32 @@ export class SessionFiles {
         (name) => readGzipFile(this.shelf, name, this.warnings, "output", gunzipMemberBytes)?.bytes ?? Buffer.alloc(0),
       ),
     );
+  }
+
+  /**
+   * Every file the index names, decompressed up to its first damage, as stored: the bytes a
+   * verifier hashes. A file that cannot be read has no bytes and says why.
+   */
+  storedFiles(): { type: string; name: string; path: string; bytes: Buffer; damage?: string }[] {
+    return this.entries.map(({ type, file_name: name }) => {
+      const path = this.shelf.describe(name);
+      try {
+        const { bytes, error } = gunzipMemberBytes(this.shelf.read(name));
+        return error === undefined ? { type, name, path, bytes } : { type, name, path, bytes, damage: error };
+      } catch (err) {
+        return { type, name, path, bytes: Buffer.alloc(0), damage: `cannot read (${errorMessage(err)})` };
+      }
+    });
+  }
+
+  /** The session's hash chain and checkpoints; undefined when there is none. */
+  chain(): { path: string; bytes: Buffer } | undefined {
+    const name = chainFileName(this.sid);
+    try {
+      return { path: this.shelf.describe(name), bytes: this.shelf.read(name) };
+    } catch {
+      return undefined;
+    }
   }
 
   private names(wanted: (type: string) => boolean): string[] {

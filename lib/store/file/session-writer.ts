@@ -42,15 +42,32 @@ export function completedFileName(sid: string): string {
   return `${sid}.completed`;
 }
 
+/** The session's hash chain and checkpoints (lib/store/integrity/). */
+export function chainFileName(sid: string): string {
+  return `${sid}.chain`;
+}
+
+/**
+ * What the writer tells a session's hash chain: every item's exact stored bytes, its stream and its
+ * index (`ei`, or the chunk's number), in the order written; `flush` once the data files are flushed.
+ */
+export interface StoredItemChain {
+  add(stream: string, index: number, bytes: string | Uint8Array): void;
+  flush(): void;
+  close(): void;
+}
+
 export class SessionWriter implements SessionSink {
   private readonly files = new Map<string, GzipMemberFile>();
   /** events.log lines, written in bounded pieces like the gzip members. */
   private readonly logBatch = new TextBatch();
   private nextEi = 0;
+  private nextChunk = 0;
 
   constructor(
     private readonly log: AuditLog,
     readonly sid: string,
+    private readonly chain?: StoredItemChain,
   ) {}
 
   /** The `ei` of the next event: events are numbered in the order they are written. */
@@ -60,7 +77,9 @@ export class SessionWriter implements SessionSink {
 
   write(event: AuditEvent) {
     const line = `${JSON.stringify(event)}\n`;
-    this.file(fileTypeOf(event.event)).append(line);
+    const type = fileTypeOf(event.event);
+    this.file(type).append(line);
+    this.chain?.add(type, event.ei, line);
     if (event.event === "print") return;
     if (this.logBatch.add(line)) this.flushLog();
   }
@@ -68,10 +87,12 @@ export class SessionWriter implements SessionSink {
   /** Raw terminal output, the bytes that print events point into. */
   writeOutput(bytes: Uint8Array) {
     this.file(CHUNKS_TYPE).append(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("latin1"));
+    this.chain?.add(CHUNKS_TYPE, this.nextChunk++, bytes);
   }
 
   flush() {
     for (const file of this.files.values()) file.flush();
+    this.chain?.flush();
     this.flushLog();
   }
 
@@ -85,6 +106,8 @@ export class SessionWriter implements SessionSink {
     this.flush();
     for (const file of this.files.values()) file.close();
     this.files.clear();
+    this.chain?.close();
+    // After the seal: "completed" means every file, the chain's included, is final.
     writeFileSync(join(this.log.sessionsDir, completedFileName(this.sid)), "completed", { mode: 0o600 });
   }
 

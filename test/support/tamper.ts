@@ -1,0 +1,63 @@
+/**
+ * What an intruder with root does to recordings on disk: copy them aside, edit a gzip file's lines
+ * and write it back as valid gzip, cut its members apart. Used by the tamper-evidence tests.
+ */
+import { cpSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { gunzipSync, gzipSync } from "node:zlib";
+import { runEsr, sessionsDir, tempDir } from "./harness.ts";
+import { sessionIndex } from "./pty-session.ts";
+
+/** A copy of a data dir, to tamper with while the original stays clean. */
+export function copyDataDir(dataDir: string): string {
+  const copy = tempDir("esr-tampered-");
+  cpSync(dataDir, copy, { recursive: true });
+  return copy;
+}
+
+/** The path of a session's file of an index type. */
+export function sessionFilePath(dataDir: string, sid: string, type: string): string {
+  const entry = sessionIndex(dataDir, sid).find((e) => e.type === type);
+  if (!entry) throw new Error(`the index of ${sid} names no ${type} file`);
+  return join(sessionsDir(dataDir), entry.file_name);
+}
+
+export function chainFilePath(dataDir: string, sid: string): string {
+  return join(sessionsDir(dataDir), `${sid}.chain`);
+}
+
+/** The gzip members of a file, each as its compressed bytes (found as the shortest slices that inflate). */
+export function gzipMembers(bytes: Buffer): Buffer[] {
+  const members: Buffer[] = [];
+  let start = 0;
+  while (start < bytes.length) {
+    let end = start + 1;
+    for (; end <= bytes.length; end++) {
+      if (end < bytes.length && !(bytes[end] === 0x1f && bytes[end + 1] === 0x8b)) continue;
+      try {
+        gunzipSync(bytes.subarray(start, end));
+        break;
+      } catch {
+        // not a whole member yet
+      }
+    }
+    members.push(bytes.subarray(start, end));
+    start = end;
+  }
+  return members;
+}
+
+/** Rewrites a gzip file's text as `edit` returns it, as one valid member: no CRC gives it away. */
+export function editGzipText(path: string, edit: (text: string) => string) {
+  writeFileSync(path, gzipSync(Buffer.from(edit(gunzipSync(readFileSync(path)).toString("latin1")), "latin1")));
+}
+
+/** Rewrites a gzip file's lines (each without its newline). */
+export function editGzipLines(path: string, edit: (lines: string[]) => string[]) {
+  editGzipText(path, (text) => `${edit(text.split("\n").slice(0, -1)).join("\n")}\n`);
+}
+
+/** `esr verify` of one session (or `--all`), as an operator runs it. */
+export async function verify(dataDir: string, sid: string | "--all", extra: string[] = []) {
+  return runEsr(["verify", sid, "--data-dir", dataDir, ...extra]);
+}
