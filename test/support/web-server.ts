@@ -10,10 +10,15 @@ export interface WebServer {
   stop(): Promise<void>;
 }
 
-export async function startServe(dataDir: string, extra: string[] = []): Promise<WebServer> {
+export function startServe(dataDir: string, extra: string[] = []): Promise<WebServer> {
+  return startServeOf(["--data-dir", dataDir], extra);
+}
+
+/** `esr serve` reading the store that `storeArgs` name (`--data-dir DIR` or `--from URI`). */
+export async function startServeOf(storeArgs: string[], extra: string[] = []): Promise<WebServer> {
   const tokenFile = join(tempDir("esr-serve-"), "token");
   const proc = Bun.spawn({
-    cmd: [ESR, "serve", "--data-dir", dataDir, "--listen", "127.0.0.1:0", "--token-file", tokenFile, ...extra],
+    cmd: [ESR, "serve", ...storeArgs, "--listen", "127.0.0.1:0", "--token-file", tokenFile, ...extra],
     stdout: "ignore",
     stderr: "pipe",
   });

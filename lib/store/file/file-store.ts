@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { AuditLog, dailyLogFiles } from "./audit-log.ts";
 import { listSessionIds, SessionFiles } from "./session-files.ts";
 import { SessionWriter } from "./session-writer.ts";
-import { summarize } from "../session-summary.ts";
+import { summaryOf, type SessionSummary } from "../session-summary.ts";
 import {
   DEFAULT_SEARCH_LIMIT,
   eventKey,
@@ -24,6 +24,7 @@ import {
   type SessionSink,
 } from "../store.ts";
 import type { AuditEvent } from "../../events/audit-events.ts";
+import { KINDS } from "../../events/kinds/index.ts";
 
 export class FileEventStore implements EventStore {
   private constructor(readonly log: AuditLog) {}
@@ -44,6 +45,15 @@ export class FileEventStore implements EventStore {
   openSession(sid: string): SessionSink {
     return new SessionWriter(this.log, sid);
   }
+}
+
+/**
+ * Start and end come from the session's events file; the enhanced events are only counted, so a
+ * session of millions of events is listed without holding them in memory.
+ */
+function summarize(files: SessionFiles): SessionSummary {
+  const counts = Object.fromEntries(KINDS.map((kind) => [kind.name, files.count(kind.event)]));
+  return summaryOf(files.sid, files.events(new Set(["events"])), counts, files.warnings.length);
 }
 
 export class FileEventSource implements EventSource {

@@ -10,6 +10,7 @@ import { EsrError, errorMessage } from "../../errors.ts";
 import { countLines, gunzipMemberBytes, gunzipMembers } from "./gzip-members.ts";
 import type { AuditEvent } from "../../events/audit-events.ts";
 import { CHUNKS_TYPE, indexFileName } from "./session-writer.ts";
+import { UnknownSession } from "../store.ts";
 
 interface IndexEntry {
   file_name: string;
@@ -57,8 +58,7 @@ export class SessionFiles {
   static open(dataDir: string, sid: string): SessionFiles {
     checkSessionId(sid);
     const { sessionsDir } = AuditLog.read(dataDir);
-    if (!existsSync(join(sessionsDir, indexFileName(sid))))
-      throw new EsrError(`unknown session ${sid} (not in ${dataDir})`);
+    if (!existsSync(join(sessionsDir, indexFileName(sid)))) throw new UnknownSession(sid, dataDir);
     return new SessionFiles(sid, directoryShelf(sessionsDir));
   }
 

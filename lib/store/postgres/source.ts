@@ -20,6 +20,7 @@ import {
   type SearchQuery,
   type SessionPage,
   type SessionRecording,
+  UnknownSession,
 } from "../store.ts";
 import type { AuditEvent } from "../../events/audit-events.ts";
 import { KINDS } from "../../events/kinds/index.ts";
@@ -139,7 +140,7 @@ export class PostgresEventSource implements EventSource {
       `reading session ${sid}`,
       (sql) => sql`SELECT count(*)::int AS n FROM events WHERE session_id = ${sid}::uuid`,
     );
-    if (n === 0) throw new EsrError(`unknown session ${sid} (not in ${this.location})`);
+    if (n === 0) throw new UnknownSession(sid, this.location);
     return new EventsRecording(sid, this);
   }
 
