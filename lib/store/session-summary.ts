@@ -4,6 +4,7 @@
  */
 import { KINDS, noLoss, type LostCounts } from "../events/kinds/index.ts";
 import type { AuditEvent } from "../events/audit-events.ts";
+import { isStoredEvent } from "./stored-event.ts";
 
 export interface SessionSummary {
   sid: string;
@@ -35,6 +36,7 @@ export function summaryOf(
     warnings,
   };
   for (const e of sessionEvents) {
+    if (!isStoredEvent(e)) continue;
     if (e.event === "session.start") {
       summary.start = e.time;
       summary.login = e.login;

@@ -9,7 +9,8 @@ import { statSync } from "node:fs";
 import type { BrowserContext, Page } from "playwright-core";
 import { ESR, runEsr, tempDir } from "../support/harness.ts";
 import { launchBrowser, waitUntil } from "../support/browser.ts";
-import { shipOnce, TestPostgres } from "../support/postgres.ts";
+import { HOST_PASSWORD, shipOnce, TestPostgres } from "../support/postgres.ts";
+import { SQL } from "bun";
 import { PtySession } from "../support/pty-session.ts";
 import { startServeOf, type WebServer } from "../support/web-server.ts";
 
@@ -406,6 +407,78 @@ describe("esr serve --from: errors", () => {
     const unreachable = await runEsr(["serve", "--from", closed, "--listen", "127.0.0.1:0"]);
     expect(unreachable.exitCode).toBe(1);
     expect(unreachable.stderr).toMatch(/^esr: fleet store postgresql:\/\/auditor@127\.0\.0\.1:1\/esr_audit[^\n]*\n$/);
+  });
+
+  test("rows a compromised host forged into the events table are left out; every page still works", async () => {
+    // As the hosts' insert-only role: what any one host's credential can do.
+    const host = new SQL({
+      hostname: "127.0.0.1",
+      port: pg.port,
+      username: "host1",
+      password: HOST_PASSWORD,
+      database: "esr_audit",
+      max: 1,
+    });
+    const forgedSid = crypto.randomUUID();
+    const now = new Date().toISOString();
+    const common = { code: "T4000I", uid: crypto.randomUUID(), login: "root", user: "root", time: now };
+    const forged: [string, string, unknown][] = [
+      ["session.start", forgedSid, null],
+      ["session.start", forgedSid, ["session.start"]],
+      ["session.start", forgedSid, { event: "session.start", sid: forgedSid, ei: 0, time: 5, initial_command: "x" }],
+      ["session.start", shellSid, { event: "session.start", sid: shellSid, ei: 0, time: now, login: { a: 1 } }],
+      ["session.command", shellSid, { ...common, event: "session.command", sid: shellSid, ei: "y", argv: ["a"] }],
+      ["session.command", shellSid, { ...common, event: "session.command", sid: shellSid, ei: 1e6, argv: { a: 1 } }],
+      ["session.command", forgedSid, { ...common, event: { nested: 1 }, sid: forgedSid, ei: 1 }],
+      ["session.disk", forgedSid, { ...common, event: "session.disk", sid: forgedSid, ei: 2.5, path: null }],
+      ["session.end", forgedSid, { ...common, event: "session.end", sid: forgedSid, ei: 3, lost_events: "all" }],
+    ];
+    try {
+      for (const [type, sid, data] of forged)
+        await host.unsafe(
+          `INSERT INTO events (event_time, event_id, event_type, session_id, event_data)
+           VALUES (now(), gen_random_uuid(), $1, $2::uuid, $3::text::jsonb)`,
+          [type, sid, JSON.stringify(data)],
+        );
+    } finally {
+      await host.close();
+    }
+    const served = await startServeOf(["--from", pg.uri("auditor")]);
+    try {
+      const list = await api(served, "/api/sessions");
+      expect(list.sessions.map((s: { sid: string }) => s.sid).sort()).toEqual([shellSid, hostileSid].sort());
+      for (const query of ["", "type=command", `sid=${shellSid}`, `sid=${forgedSid}`, "type=session"]) {
+        const { events } = await api(served, `/api/search?${query}`);
+        expect(events.every((h: { event: { uid: string } }) => h.event.uid !== common.uid)).toBe(true);
+        expect(events.every((h: { event: { sid: string } }) => h.event.sid !== forgedSid)).toBe(true);
+      }
+      const forgedView = await api(served, `/api/sessions/${forgedSid}`);
+      expect(forgedView.index.ms).toEqual([]);
+      expect(forgedView.meta.warnings.join()).toContain("not in");
+      expect((await api(served, `/api/sessions/${forgedSid}/events`)).events).toEqual([]);
+      const page = await browser.newPage();
+      page.on("pageerror", (err) => pageErrors.push(err.message));
+      try {
+        await page.goto(`${served.url}/`);
+        await page.fill("#token", served.token);
+        await page.click("#login button");
+        await page.waitForSelector(`tr.session-row[data-sid="${shellSid}"]`);
+        await page.goto(`${served.url}/search`);
+        await page.waitForSelector("tr.hit");
+        await page.goto(`${served.url}/sessions/${forgedSid}`);
+        await page.waitForSelector(".event-list");
+        expect(await page.locator("p.error").count()).toBe(0);
+      } finally {
+        await page.close();
+      }
+      // esr ls and search read through the same reader.
+      for (const args of [["ls"], ["search", "--limit", "100000"]]) {
+        const r = await runEsr([...args, "--from", pg.uri("auditor")]);
+        expect({ args, exitCode: r.exitCode, stderr: r.stderr }).toEqual({ args, exitCode: 0, stderr: "" });
+      }
+    } finally {
+      await served.stop();
+    }
   });
 
   test("the database going away while serving: that request shows an error, the server keeps running", async () => {

@@ -8,6 +8,7 @@ import { AuditLog, dailyLogFiles } from "./audit-log.ts";
 import { listSessionIds, SessionFiles } from "./session-files.ts";
 import { SessionWriter } from "./session-writer.ts";
 import { summaryOf, type SessionSummary } from "../session-summary.ts";
+import { isStoredEvent } from "../stored-event.ts";
 import {
   DEFAULT_SEARCH_LIMIT,
   eventKey,
@@ -86,6 +87,7 @@ export class FileEventSource implements EventSource {
         } catch {
           continue; // a line being written; replay reports damage, search only finds
         }
+        if (!isStoredEvent(event)) continue;
         const key = eventKey(event);
         if ((after === undefined || key < after) && matchesSearch(event, query)) found.push({ key, event });
       }
@@ -120,7 +122,11 @@ export class FilesRecording implements SessionRecording {
     const key = query.streams ? [...query.streams].sort().join(",") : "*";
     if (this.cached?.key !== key) {
       const streams = query.streams && new Set(query.streams);
-      this.cached = { key, events: this.files.events(streams) };
+      const read = this.files.events(streams);
+      const events = read.filter(isStoredEvent);
+      const odd = `session ${this.sid}: ${read.length - events.length} stored events whose fields have unexpected types were left out`;
+      if (events.length < read.length && !this.files.warnings.includes(odd)) this.files.warnings.push(odd);
+      this.cached = { key, events };
     }
     return pageOfEvents(this.cached.events, query);
   }
