@@ -11,6 +11,7 @@ import type { AuditEvent } from "../events/audit-events.ts";
 type FieldType = "string" | "number" | "boolean" | "strings" | "counts";
 
 const FIELD_TYPES: Record<string, FieldType> = {
+  time: "string",
   code: "string",
   uid: "string",
   sid: "string",
@@ -68,6 +69,5 @@ export function isStoredEvent(e: unknown): e is AuditEvent {
   if (typeof e !== "object" || e === null || Array.isArray(e)) return false;
   const fields = e as Record<string, unknown>;
   if (typeof fields.event !== "string" || !Number.isSafeInteger(fields.ei) || (fields.ei as number) < 0) return false;
-  if (typeof fields.time !== "string" || Number.isNaN(Date.parse(fields.time))) return false;
   return Object.entries(FIELD_TYPES).every(([name, type]) => fields[name] === undefined || hasType(fields[name], type));
 }

@@ -122,11 +122,7 @@ export class FilesRecording implements SessionRecording {
     const key = query.streams ? [...query.streams].sort().join(",") : "*";
     if (this.cached?.key !== key) {
       const streams = query.streams && new Set(query.streams);
-      const read = this.files.events(streams);
-      const events = read.filter(isStoredEvent);
-      const odd = `session ${this.sid}: ${read.length - events.length} stored events whose fields have unexpected types were left out`;
-      if (events.length < read.length && !this.files.warnings.includes(odd)) this.files.warnings.push(odd);
-      this.cached = { key, events };
+      this.cached = { key, events: this.files.events(streams) };
     }
     return pageOfEvents(this.cached.events, query);
   }

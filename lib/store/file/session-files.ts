@@ -11,6 +11,7 @@ import { countLines, gunzipMemberBytes, gunzipMembers } from "./gzip-members.ts"
 import type { AuditEvent } from "../../events/audit-events.ts";
 import { CHUNKS_TYPE, indexFileName } from "./session-writer.ts";
 import { UnknownSession } from "../store.ts";
+import { isStoredEvent } from "../stored-event.ts";
 
 interface IndexEntry {
   file_name: string;
@@ -157,7 +158,7 @@ function readEvents(shelf: FileShelf, name: string, warnings: string[]): AuditEv
     if (!line) continue;
     try {
       const event = JSON.parse(line);
-      if (typeof event?.ei !== "number" || typeof event?.event !== "string") throw new Error("not an audit event");
+      if (!isStoredEvent(event)) throw new Error("not an audit event (or a field of an unexpected type)");
       events.push(event);
     } catch (err) {
       warnings.push(`${path}: line ${i + 1}: ${errorMessage(err)}`);
