@@ -14,6 +14,7 @@ import { Access, COOKIE } from "./auth.ts";
 import { parseSearchQuery, parseSessionFilter } from "./search.ts";
 import { eventText, SessionViews, sessionTree } from "./session-view.ts";
 import type { SessionRow } from "./timeline-codes.ts";
+import type { SessionSummary } from "../lib/store/session-summary.ts";
 
 /**
  * No inline script, nothing from elsewhere. Styles may be inline: the terminal widget sets its
@@ -130,6 +131,13 @@ export async function serve(opts: ServeOptions) {
     return flags;
   };
 
+  /** One session at a time: each view holds a whole session's events while it is built. */
+  const rowsWithFlags = async (rows: SessionSummary[]) => {
+    const withFlags: SessionRow[] = [];
+    for (const s of rows) withFlags.push({ ...s, ...(await sessionFlags(s.sid)) });
+    return withFlags;
+  };
+
   const listSessions = async (params: URLSearchParams) => {
     const f = parseSessionFilter(params);
     const text = f.text?.toLowerCase();
@@ -148,9 +156,7 @@ export async function serve(opts: ServeOptions) {
       total: all.length,
       page: pageNo,
       perPage: SESSIONS_PER_PAGE,
-      sessions: await Promise.all(
-        rows.map(async (s): Promise<SessionRow> => ({ ...s, ...(await sessionFlags(s.sid)) })),
-      ),
+      sessions: await rowsWithFlags(rows),
     };
   };
 
