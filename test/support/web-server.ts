@@ -1,5 +1,6 @@
 /** `esr serve` (the real dist/esr) on a free port, with the token it printed. */
 import { join } from "node:path";
+import type { BrowserContext, Page } from "playwright-core";
 import { ESR, tempDir } from "./harness.ts";
 
 export interface WebServer {
@@ -47,4 +48,21 @@ export async function startServeOf(storeArgs: string[], extra: string[] = []): P
       await proc.exited;
     },
   };
+}
+
+/**
+ * A new page showing `server`'s sessions list, logged in with its token (a profile that has the
+ * cookie already goes straight there); `pageErrors` collects what the page's scripts throw.
+ */
+export async function loggedInPage(browser: BrowserContext, server: WebServer, pageErrors: string[]): Promise<Page> {
+  const page = await browser.newPage();
+  page.on("pageerror", (err) => pageErrors.push(err.message));
+  await page.goto(`${server.url}/`);
+  await page.waitForSelector("#token, table.sessions");
+  if (await page.locator("#token").count()) {
+    await page.fill("#token", server.token);
+    await page.click("#login button");
+    await page.waitForSelector("table.sessions");
+  }
+  return page;
 }

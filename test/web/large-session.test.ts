@@ -10,7 +10,7 @@ import { ESR, tempDir } from "../support/harness.ts";
 import { launchBrowser, waitUntil } from "../support/browser.ts";
 import { PtySession } from "../support/pty-session.ts";
 import { shipOnce, TestPostgres } from "../support/postgres.ts";
-import { startServe, startServeOf, type WebServer } from "../support/web-server.ts";
+import { loggedInPage, startServe, startServeOf, type WebServer } from "../support/web-server.ts";
 
 const OPENS = 100_000;
 const dataDir = tempDir();
@@ -18,6 +18,7 @@ let sid: string;
 let server: WebServer;
 let browser: BrowserContext;
 let pg: TestPostgres;
+const pageErrors: string[] = [];
 
 beforeAll(async () => {
   // Opens by a shell builtin redirection: 100k events in seconds, no fork per event.
@@ -46,6 +47,7 @@ afterAll(async () => {
   await browser?.close();
   await server?.stop();
   await pg?.destroy();
+  expect(pageErrors).toEqual([]);
 });
 
 /** A GET of the JSON API with its wall time. */
@@ -66,11 +68,7 @@ test("a session of 100k events opens and seeks", async () => {
   const indexBytes = (await index.arrayBuffer()).byteLength;
   const firstOpenMs = performance.now() - t0;
 
-  const page = await browser.newPage();
-  await page.goto(`${server.url}/`);
-  await page.fill("#token", server.token);
-  await page.click("#login button");
-  await page.waitForSelector("table.sessions");
+  const page = await loggedInPage(browser, server, pageErrors);
   t0 = performance.now();
   await page.goto(`${server.url}/sessions/${sid}`);
   await page.waitForSelector(".event-list .row .what:not(:text-is('…'))");
@@ -119,11 +117,7 @@ test("the same session from the fleet store; the audit log over both stores", as
     const first = await timed(fleet, `/api/sessions/${sid}`);
     const local = await timed(server, `/api/sessions/${sid}`);
     expect(first.body).toEqual(local.body);
-    const page = await browser.newPage();
-    await page.goto(`${fleet.url}/`);
-    await page.fill("#token", fleet.token);
-    await page.click("#login button");
-    await page.waitForSelector("table.sessions");
+    const page = await loggedInPage(browser, fleet, pageErrors);
     t0 = performance.now();
     await page.goto(`${fleet.url}/sessions/${sid}`);
     await page.waitForSelector(".event-list .row .what:not(:text-is('…'))");

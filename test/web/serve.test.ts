@@ -12,7 +12,7 @@ import { launchBrowser, waitUntil } from "../support/browser.ts";
 import { HOST_PASSWORD, shipOnce, TestPostgres } from "../support/postgres.ts";
 import { SQL } from "bun";
 import { PtySession } from "../support/pty-session.ts";
-import { startServeOf, type WebServer } from "../support/web-server.ts";
+import { loggedInPage, startServeOf, type WebServer } from "../support/web-server.ts";
 
 const PROMPT = "prompt$ ";
 const dataDir = tempDir();
@@ -48,18 +48,9 @@ async function recordShell(lines: string[], flags: string[] = []): Promise<strin
 
 const pageErrors: string[] = [];
 
-/** A page of the browser, logged in (the profile keeps the cookie once the form was used). */
-async function loggedIn(): Promise<Page> {
-  const page = await browser.newPage();
-  page.on("pageerror", (err) => pageErrors.push(err.message));
-  await page.goto(`${server.url}/`);
-  await page.waitForSelector("#token, table.sessions");
-  if (await page.locator("#token").count()) {
-    await page.fill("#token", server.token);
-    await page.click("#login button");
-    await page.waitForSelector("table.sessions");
-  }
-  return page;
+/** A page of the browser, logged in to the server of the store being tested. */
+function loggedIn(): Promise<Page> {
+  return loggedInPage(browser, server, pageErrors);
 }
 
 /** Waits until the terminal widget shows `text`; says what it shows instead. */
@@ -456,12 +447,8 @@ describe("esr serve --from: errors", () => {
       expect(forgedView.index.ms).toEqual([]);
       expect(forgedView.meta.warnings.join()).toContain("not in");
       expect((await api(served, `/api/sessions/${forgedSid}/events`)).events).toEqual([]);
-      const page = await browser.newPage();
-      page.on("pageerror", (err) => pageErrors.push(err.message));
+      const page = await loggedInPage(browser, served, pageErrors);
       try {
-        await page.goto(`${served.url}/`);
-        await page.fill("#token", served.token);
-        await page.click("#login button");
         await page.waitForSelector(`tr.session-row[data-sid="${shellSid}"]`);
         await page.goto(`${served.url}/search`);
         await page.waitForSelector("tr.hit");
@@ -483,11 +470,8 @@ describe("esr serve --from: errors", () => {
 
   test("the database going away while serving: that request shows an error, the server keeps running", async () => {
     const served = await startServeOf(["--from", pg.uri("auditor")]);
-    const page = await browser.newPage();
+    const page = await loggedInPage(browser, served, pageErrors);
     try {
-      await page.goto(`${served.url}/`);
-      await page.fill("#token", served.token);
-      await page.click("#login button");
       await page.waitForSelector(`tr.session-row[data-sid="${shellSid}"]`);
       pg.stop();
       try {
