@@ -57,6 +57,32 @@ function summarize(files: SessionFiles): SessionSummary {
   return summaryOf(files.sid, files.events(new Set(["events"])), counts, files.warnings.length);
 }
 
+/**
+ * A test on a daily file's raw line that every event matching `q` passes, run before the line is
+ * parsed: most lines of a big log fail it. The writer spells each line with JSON.stringify, so a
+ * field that must equal a value holds `"name":value` in the line, spelled the same way. Text is
+ * tested only when it is plain ASCII without `"` or `\`: otherwise the line's spelling (escapes,
+ * case mapping in context) could differ from the text searched.
+ */
+function lineFilter(q: SearchQuery): (line: string) => boolean {
+  const field = (name: string, value: string | undefined) =>
+    value === undefined ? undefined : `"${name}":${JSON.stringify(value)}`;
+  const required = [
+    field("user", q.user),
+    field("login", q.login),
+    field("server_hostname", q.host),
+    field("program", q.program),
+    field("sid", q.sid?.toLowerCase()),
+  ].filter((n): n is string => n !== undefined);
+  const types = q.types?.map((t) => field("event", t)!);
+  const text =
+    q.text !== undefined && /^[\x20-\x7e]*$/.test(q.text) && !/["\\]/.test(q.text) ? q.text.toLowerCase() : undefined;
+  return (line) =>
+    required.every((n) => line.includes(n)) &&
+    (types === undefined || types.some((n) => line.includes(n))) &&
+    (text === undefined || line.toLowerCase().includes(text));
+}
+
 export class FileEventSource implements EventSource {
   constructor(readonly dataDir: string) {}
 
@@ -78,9 +104,10 @@ export class FileEventSource implements EventSource {
     const { dailyDir } = AuditLog.read(this.dataDir);
     const after = query.after;
     const found: { key: string; event: AuditEvent }[] = [];
+    const mayMatch = lineFilter(query);
     for (const name of dailyLogFiles(dailyDir)) {
       for (const line of readFileSync(join(dailyDir, name), "utf8").split("\n")) {
-        if (!line) continue;
+        if (!line || !mayMatch(line)) continue;
         let event: AuditEvent;
         try {
           event = JSON.parse(line);
