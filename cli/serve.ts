@@ -1,11 +1,9 @@
 import { defineCommand } from "citty";
 import { existsSync } from "node:fs";
 import { EsrError, errorMessage } from "../lib/errors.ts";
-import { AuditLog } from "../lib/store/file/audit-log.ts";
 import { Access } from "../web/auth.ts";
 import { serve as startServer } from "../web/server.ts";
-import { fileSource } from "../web/source.ts";
-import { cliConfig, configArg, dataDirArg } from "./common.ts";
+import { cliConfig, configArg, dataDirArg, eventSource, fromArg } from "./common.ts";
 
 export const DEFAULT_LISTEN = "127.0.0.1:3080";
 export const DEFAULT_TOKEN_FILE = "/run/esr/serve-token";
@@ -30,6 +28,7 @@ export const serve = defineCommand({
   args: {
     ...configArg,
     ...dataDirArg,
+    ...fromArg,
     listen: { type: "string", valueHint: "ADDR:PORT", description: `where to listen (default ${DEFAULT_LISTEN})` },
     "tls-cert": { type: "string", valueHint: "FILE", description: "serve HTTPS with this certificate (PEM)" },
     "tls-key": { type: "string", valueHint: "FILE", description: "the certificate's private key (PEM)" },
@@ -46,15 +45,25 @@ export const serve = defineCommand({
       throw new EsrError("serve: --tls-cert and --tls-key go together", 2);
     for (const file of [args["tls-cert"], args["tls-key"]])
       if (file && !existsSync(file)) throw new EsrError(`serve: cannot read ${file}`, 2);
+    if (args.from !== undefined && args["data-dir"] !== undefined)
+      throw new EsrError("serve: --from or --data-dir, not both: the UI serves one store", 2);
     const config = cliConfig(process.argv, args["data-dir"]);
-    AuditLog.read(config.dataDir);
+    const source = eventSource(config, args);
+    // Asked once before listening, so that a store that cannot be read is one line at start.
+    try {
+      await source.sessions({ limit: 1 });
+    } catch (err) {
+      await source.close();
+      throw err;
+    }
     const access = new Access();
     const tokenFile = args["token-file"] ?? DEFAULT_TOKEN_FILE;
     const tls = args["tls-cert"] ? { cert: args["tls-cert"], key: args["tls-key"]! } : undefined;
     let server;
     try {
-      server = await startServer({ source: fileSource(config.dataDir), hostname, port, tls, access });
+      server = await startServer({ source, hostname, port, tls, access });
     } catch (err) {
+      await source.close();
       if (err instanceof EsrError) throw err;
       throw new EsrError(`serve: cannot listen on ${hostname}:${port}: ${errorMessage(err)}`);
     }
@@ -63,11 +72,12 @@ export const serve = defineCommand({
       access.saveToken(tokenFile);
     } catch (err) {
       void server.stop(true);
+      await source.close();
       throw new EsrError(`serve: cannot write the token to ${tokenFile}: ${errorMessage(err)}`);
     }
     const host = hostname.includes(":") ? `[${hostname}]` : hostname;
     process.stderr.write(
-      `esr: serving ${config.dataDir} on ${tls ? "https" : "http"}://${host}:${server.port}/\n` +
+      `esr: serving ${source.location} on ${tls ? "https" : "http"}://${host}:${server.port}/\n` +
         `esr: access token (also in ${tokenFile}): ${access.token}\n`,
     );
     await new Promise<void>((resolve) => {
@@ -77,5 +87,6 @@ export const serve = defineCommand({
           resolve();
         });
     });
+    await source.close();
   },
 });

@@ -4,7 +4,8 @@
  * esr's own SessionWriter, shipped concurrently by esr's Shipper (batch-and-disconnect, one
  * connection per host while it ships) into one PostgreSQL started here. Prints sustained events/s
  * ingested, lag (row creation_time − event time) p50/p99, the most server connections seen, table
- * size per million events, and search latency once the table is grown with bulk rows.
+ * size per million events, and search latency once the table is grown with bulk rows: `esr search`'s
+ * (the store's query) and the web UI's audit log (`esr serve --from`, the real dist/esr, over HTTP).
  *
  *   bun scripts/bench-store.ts [--hosts 100] [--seconds 30] [--rate 200] [--bulk 2000000]
  *
@@ -22,6 +23,7 @@ import { Shipper } from "../lib/store/postgres/shipper.ts";
 import { PostgresEventSource } from "../lib/store/postgres/source.ts";
 import { TestPostgres } from "../test/support/postgres.ts";
 import { tempDir } from "../test/support/harness.ts";
+import { startServeOf } from "../test/support/web-server.ts";
 
 const { values } = parseArgs({
   options: {
@@ -160,6 +162,43 @@ for (const [name, query] of searches) {
   console.log(`search ${name}: median ${times[2]!.toFixed(1)} ms (${n} events)`);
 }
 await reader.close();
+
+/** Median of five wall times of `run`, in ms, with what the last run returned. */
+async function median<T>(run: () => Promise<T>): Promise<{ ms: number; result: T }> {
+  const times: number[] = [];
+  let result!: T;
+  for (let i = 0; i < 5; i++) {
+    const t = performance.now();
+    result = await run();
+    times.push(performance.now() - t);
+  }
+  return { ms: times.sort((a, b) => a - b)[2]!, result };
+}
+
+const web = await startServeOf(["--from", pg.uri("auditor")]);
+const weekAgo = new Date(Date.now() - 7 * 86_400_000).toISOString().slice(0, 19);
+const dayAgo = new Date(Date.now() - 86_400_000).toISOString().slice(0, 19);
+const pages: [string, string][] = [
+  ["newest 100", ""],
+  ["type command", "type=command"],
+  ["one user, last 7 days", `user=user42&from=${weekAgo}`],
+  ["one host", "host=host-1234"],
+  ["program curl, last day", `program=curl&from=${dayAgo}`],
+  ["text 'app/4242'", "q=app/4242"],
+  ["one session", "sid=00000000-0000-4000-8000-000000000010"],
+  ["one session, type command, text", "sid=00000000-0000-4000-8000-000000000010&type=command&q=srv"],
+];
+const [{ n: total }] = await admin`SELECT count(*)::int AS n FROM events`;
+console.log(`web audit log (esr serve --from, GET /api/search, 100 a page) over ${total} events:`);
+for (const [name, query] of pages) {
+  const { ms, result } = await median(async () => {
+    const res = await fetch(`${web.url}/api/search?${query}`, { headers: { Authorization: `Bearer ${web.token}` } });
+    if (!res.ok) throw new Error(`GET /api/search?${query}: HTTP ${res.status} ${await res.text()}`);
+    return (await res.json()) as { events: unknown[]; next?: string };
+  });
+  console.log(`  ${name}: median ${ms.toFixed(1)} ms (${result.events.length} events${result.next ? ", more" : ""})`);
+}
+await web.stop();
 await admin.close();
 await pg.destroy();
 console.log(`(data dirs and the cluster are under ${join(pg.dir, "..")})`);

@@ -1,16 +1,20 @@
 /**
  * `esr serve`: the web UI's HTTP server. Read-only: every route is a GET, but the login. Every
  * response carries the same security headers; the data API needs the credential (web/auth.ts).
+ * It reads only through lib/store's EventSource, so the data dir and the fleet store are served
+ * by the same code.
  * The front end is web/client/, bundled into the executable by `bun build --compile`.
  */
 import { basename, join } from "node:path";
 import { UUID_RE } from "../lib/store/file/audit-log.ts";
+import { UnknownSession, type EventSource } from "../lib/store/store.ts";
 import { EsrError, errorMessage } from "../lib/errors.ts";
 import page from "./client/index.html";
 import { Access, COOKIE } from "./auth.ts";
-import { parseSearchFilter, searchAuditLog } from "./search.ts";
+import { parseSearchQuery, parseSessionFilter } from "./search.ts";
 import { eventText, SessionViews, sessionTree } from "./session-view.ts";
-import type { EventSource, SessionSummary } from "./source.ts";
+import type { SessionRow } from "./timeline-codes.ts";
+import type { SessionSummary } from "../lib/store/session-summary.ts";
 
 /**
  * No inline script, nothing from elsewhere. Styles may be inline: the terminal widget sets its
@@ -102,27 +106,42 @@ function sidOf(value: string | undefined): string {
   return value;
 }
 
+/** The status of an error while answering: the store failing is not the request's fault. */
+function statusOf(err: unknown): number {
+  if (err instanceof HttpError) return err.status;
+  if (err instanceof UnknownSession) return 404;
+  if (err instanceof EsrError) return err.exitCode === 2 ? 400 : 503;
+  return 500;
+}
+
 export async function serve(opts: ServeOptions) {
   const { html, assets } = await frontEnd();
   const views = new SessionViews(opts.source);
-  const flags = new Map<string, { version: string; unseen: number; truncated: number }>();
+  // A finished session's marks never change; a running one's are counted again at each listing.
+  const finishedFlags = new Map<string, { unseen: number; truncated: number }>();
   const secure = Boolean(opts.tls);
 
-  /** The two marks of the sessions list, kept per version of each recording. */
-  const sessionFlags = (sid: string) => {
-    const version = opts.source.sessionVersion(sid);
-    let hit = flags.get(sid);
-    if (hit?.version !== version) {
-      const { meta } = views.get(sid);
-      flags.set(sid, (hit = { version, unseen: meta.unseen, truncated: meta.truncated }));
-    }
-    return hit;
+  /** The two marks of the sessions list, from the session's view. */
+  const sessionFlags = async (sid: string) => {
+    const known = finishedFlags.get(sid);
+    if (known) return known;
+    const { meta } = await views.get(sid);
+    const flags = { unseen: meta.unseen, truncated: meta.truncated };
+    if (meta.end) finishedFlags.set(sid, flags);
+    return flags;
   };
 
-  const listSessions = (params: URLSearchParams) => {
-    const f = parseSearchFilter(params);
+  /** One session at a time: each view holds a whole session's events while it is built. */
+  const rowsWithFlags = async (rows: SessionSummary[]) => {
+    const withFlags: SessionRow[] = [];
+    for (const s of rows) withFlags.push({ ...s, ...(await sessionFlags(s.sid)) });
+    return withFlags;
+  };
+
+  const listSessions = async (params: URLSearchParams) => {
+    const f = parseSessionFilter(params);
     const text = f.text?.toLowerCase();
-    const all = opts.source.sessions().filter((s: SessionSummary) => {
+    const all = (await opts.source.sessions()).sessions.filter((s) => {
       const t = Date.parse(s.start ?? "");
       if (f.from !== undefined && !(t >= f.from)) return false;
       if (f.to !== undefined && !(t <= f.to)) return false;
@@ -137,31 +156,25 @@ export async function serve(opts: ServeOptions) {
       total: all.length,
       page: pageNo,
       perPage: SESSIONS_PER_PAGE,
-      sessions: rows.map((s) => ({ ...s, ...sessionFlags(s.sid), version: undefined })),
+      sessions: await rowsWithFlags(rows),
     };
   };
 
-  const api = (req: Request, url: URL): unknown => {
+  const api = async (url: URL): Promise<unknown> => {
     const params = url.searchParams;
     const parts = url.pathname.split("/").slice(2); // after /api/
     if (parts[0] === "sessions" && parts.length === 1) return listSessions(params);
     if (parts[0] === "search" && parts.length === 1) {
-      const pageNo = intParam(params, "page", 0, 1e5);
       const t0 = performance.now();
-      const result = searchAuditLog(opts.source, parseSearchFilter(params), pageNo * SEARCH_PER_PAGE, SEARCH_PER_PAGE);
+      const result = await opts.source.search(parseSearchQuery(params, SEARCH_PER_PAGE));
       return {
-        page: pageNo,
-        perPage: SEARCH_PER_PAGE,
-        more: result.more,
-        scanned: result.scanned,
+        next: result.next,
         ms: Math.round(performance.now() - t0),
         events: result.events.map((e) => ({ event: e, text: eventText(e) })),
       };
     }
     if (parts[0] === "sessions" && parts.length >= 2) {
-      const sid = sidOf(parts[1]);
-      if (!opts.source.sessionVersion(sid)) throw new HttpError(404, "no such session");
-      const view = views.get(sid);
+      const view = await views.get(sidOf(parts[1]));
       if (parts.length === 2)
         return {
           meta: view.meta,
@@ -202,7 +215,7 @@ export async function serve(opts: ServeOptions) {
     if (req.method !== "GET" && req.method !== "HEAD") throw new HttpError(405, "read-only");
     if (url.pathname.startsWith("/api/")) {
       if (!opts.access.allows(req)) throw new HttpError(401, "log in first");
-      const result = api(req, url);
+      const result = await api(url);
       const res = result instanceof Response ? result : Response.json(result);
       res.headers.set("Cache-Control", "no-store");
       return res;
@@ -241,8 +254,8 @@ export async function serve(opts: ServeOptions) {
       try {
         res = await gzip(req, await respond(req));
       } catch (err) {
-        const status = err instanceof HttpError ? err.status : err instanceof EsrError ? 400 : 500;
-        if (status === 500)
+        const status = statusOf(err);
+        if (status >= 500)
           process.stderr.write(`esr serve: ${req.method} ${new URL(req.url).pathname}: ${errorMessage(err)}\n`);
         res = Response.json({ error: status === 500 ? "internal error" : errorMessage(err) }, { status });
       }

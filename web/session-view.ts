@@ -7,9 +7,10 @@
  */
 import type { AuditEvent, SessionEndEvent } from "../lib/events/audit-events.ts";
 import { buildProcessTree, type ProcessNode } from "../lib/replay/process-tree.ts";
+import { framesOf } from "../lib/replay/terminal-frames.ts";
 import { commandText, networkText, openText, returnCodeText, shellQuote } from "../lib/replay/text-format.ts";
+import type { EventSource, SessionRecording } from "../lib/store/store.ts";
 import { neverShown } from "./shown.ts";
-import type { EventSource } from "./source.ts";
 import { TerminalFilter } from "./terminal-filter.ts";
 import { FLAG, KIND, type SessionMeta } from "./timeline-codes.ts";
 
@@ -57,8 +58,11 @@ function lostCount(e: SessionEndEvent): number {
   );
 }
 
-export function buildSessionView(source: EventSource, sid: string): SessionView {
-  const { events, frames, warnings } = source.session(sid);
+export async function buildSessionView(recording: SessionRecording): Promise<SessionView> {
+  const { sid, warnings } = recording;
+  const events = await recording.events();
+  const terminal = await recording.terminalOutput();
+  const frames = terminal ? framesOf(terminal, events, warnings).frames : undefined;
   const start = events.find((e) => e.event === "session.start");
   const end = events.findLast((e) => e.event === "session.end");
   const startMs = Date.parse(String(start?.time ?? events[0]?.time)) || 0;
@@ -162,22 +166,31 @@ export function sessionTree(view: SessionView): TreeNode[] {
   return buildProcessTree(view.list).map(convert);
 }
 
-/** A few sessions' views, rebuilt when their recording changes. */
+/**
+ * A few sessions' views. A finished session's recording never changes (it is stored once), so its
+ * view is kept; a running one's grows, so its view is rebuilt once it is a second old.
+ */
 export class SessionViews {
-  private readonly cache = new Map<string, { version: string; view: SessionView }>();
+  private readonly cache = new Map<string, { built: number; view: Promise<SessionView> }>();
 
   constructor(
     private readonly source: EventSource,
     private readonly max = 4,
   ) {}
 
-  get(sid: string): SessionView {
-    const version = this.source.sessionVersion(sid);
+  async get(sid: string): Promise<SessionView> {
     const hit = this.cache.get(sid);
     this.cache.delete(sid);
-    const entry = hit?.version === version ? hit : { version, view: buildSessionView(this.source, sid) };
+    const fresh = hit && ((await hit.view.catch(() => undefined))?.meta.end || performance.now() - hit.built < 1000);
+    const entry = fresh ? hit : { built: performance.now(), view: this.source.session(sid).then(buildSessionView) };
     this.cache.set(sid, entry);
     while (this.cache.size > this.max) this.cache.delete(this.cache.keys().next().value!);
-    return entry.view;
+    try {
+      return await entry.view;
+    } catch (err) {
+      // A failed read (the store down, the session unknown) is not kept: the next request tries again.
+      if (this.cache.get(sid) === entry) this.cache.delete(sid);
+      throw err;
+    }
   }
 }

@@ -1,4 +1,6 @@
 /** What the server that builds a session's view and the page that draws it share: codes and shapes. */
+import type { SessionSummary } from "../lib/store/session-summary.ts";
+
 export const KIND = { session: 0, command: 1, network: 2, disk: 3 } as const;
 
 export const FLAG = { unseen: 1, truncated: 2, failed: 4, lost: 8 } as const;
@@ -29,3 +31,6 @@ export interface SessionMeta {
   truncated: number;
   warnings: string[];
 }
+
+/** A row of the sessions list: the store's summary of the session, with the marks of its view. */
+export type SessionRow = SessionSummary & Pick<SessionMeta, "unseen" | "truncated">;

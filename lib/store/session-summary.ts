@@ -1,7 +1,10 @@
-/** What `esr ls` shows of a session. */
-import type { SessionFiles } from "./file/session-files.ts";
+/**
+ * What `esr ls` and the web UI's sessions list show of a session, wherever it is stored. Free of
+ * Node modules: the web page's code shares the shape.
+ */
 import { KINDS, noLoss, type LostCounts } from "../events/kinds/index.ts";
 import type { AuditEvent } from "../events/audit-events.ts";
+import { isStoredEvent } from "./stored-event.ts";
 
 export interface SessionSummary {
   sid: string;
@@ -16,15 +19,6 @@ export interface SessionSummary {
   lost: LostCounts;
   exitCode?: number;
   warnings: number;
-}
-
-/**
- * Start and end come from the session's events file; the enhanced events are only counted, so a
- * session of millions of events is listed without holding them in memory.
- */
-export function summarize(files: SessionFiles): SessionSummary {
-  const counts = Object.fromEntries(KINDS.map((kind) => [kind.name, files.count(kind.event)]));
-  return summaryOf(files.sid, files.events(new Set(["events"])), counts, files.warnings.length);
 }
 
 /** A summary from a session's start and end events and its event counts by kind, wherever they are stored. */
@@ -42,6 +36,7 @@ export function summaryOf(
     warnings,
   };
   for (const e of sessionEvents) {
+    if (!isStoredEvent(e)) continue;
     if (e.event === "session.start") {
       summary.start = e.time;
       summary.login = e.login;

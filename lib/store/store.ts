@@ -9,6 +9,7 @@
  * database, without holding it all.
  */
 import type { AuditEvent } from "../events/audit-events.ts";
+import { EsrError } from "../errors.ts";
 import type { SessionSummary } from "./session-summary.ts";
 
 /** One session being recorded. */
@@ -139,13 +140,20 @@ export function matchesSearch(e: AuditEvent, q: SearchQuery): boolean {
   );
 }
 
+/** A session the store does not hold, told apart from a store that cannot answer (the web UI's 404, not 503). */
+export class UnknownSession extends EsrError {
+  constructor(sid: string, location: string) {
+    super(`unknown session ${sid} (not in ${location})`);
+  }
+}
+
 export interface EventSource {
   /** Where it reads, for messages. */
   readonly location: string;
   sessions(page?: { limit?: number; after?: string }): Promise<SessionPage>;
   /** Events of every session, newest first. */
   search(query: SearchQuery): Promise<SearchPage>;
-  /** A session by id; an EsrError naming the source when there is no such session. */
+  /** A session by id; {@link UnknownSession} when there is no such session. */
   session(sid: string): Promise<SessionRecording>;
   close(): Promise<void>;
 }

@@ -160,10 +160,13 @@ describe("fleet store (PostgreSQL)", () => {
     expect(byUser.length).toBeGreaterThan(2);
     expect(byUser.every((e) => e.user === "alice" && e.sid === alice.sid)).toBe(true);
     const text = await search(["--text", "NEEDLE-ALPHA"]);
-    expect(text.map((e) => [e.event, e.path, e.argv])).toEqual([
+    // sh and the echo it runs can exec in the same millisecond, and then their uids order them.
+    expect(text.map((e) => [e.event, e.path, e.argv]).sort()).toEqual([
       ["session.command", "/bin/echo", ["needle-alpha"]],
       ["session.command", "/usr/bin/sh", ["-c", "/bin/echo needle-alpha; ls /tmp >/dev/null"]],
     ]);
+    const textKeys = text.map((e) => `${e.time}|${e.uid}`);
+    expect([...textKeys].sort().reverse()).toEqual(textKeys);
     const program = mine(await search(["--program", "cat", "--type", "command"]));
     expect(program.map((e) => [e.sid, e.path])).toEqual([[bob.sid, "/usr/bin/cat"]]);
     const sessionEvents = await search(["--sid", bob.sid, "--type", "session"]);

@@ -134,3 +134,9 @@ export function hostConfig(pg: TestPostgres, dataDir: string, extra = ""): strin
   );
   return file;
 }
+
+/** Ships everything `dataDir` holds into the store as `host1` (`esr ship --once`); throws with esr's words if it cannot. */
+export async function shipOnce(pg: TestPostgres, dataDir: string): Promise<void> {
+  const r = await runEsr(["ship", "--once", "--config", hostConfig(pg, dataDir), "--data-dir", dataDir]);
+  if (r.exitCode !== 0 || r.stderr.includes("error")) throw new Error(`esr ship failed: ${r.stderr}`);
+}

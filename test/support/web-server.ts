@@ -1,5 +1,6 @@
 /** `esr serve` (the real dist/esr) on a free port, with the token it printed. */
 import { join } from "node:path";
+import type { BrowserContext, Page } from "playwright-core";
 import { ESR, tempDir } from "./harness.ts";
 
 export interface WebServer {
@@ -10,10 +11,15 @@ export interface WebServer {
   stop(): Promise<void>;
 }
 
-export async function startServe(dataDir: string, extra: string[] = []): Promise<WebServer> {
+export function startServe(dataDir: string, extra: string[] = []): Promise<WebServer> {
+  return startServeOf(["--data-dir", dataDir], extra);
+}
+
+/** `esr serve` reading the store that `storeArgs` name (`--data-dir DIR` or `--from URI`). */
+export async function startServeOf(storeArgs: string[], extra: string[] = []): Promise<WebServer> {
   const tokenFile = join(tempDir("esr-serve-"), "token");
   const proc = Bun.spawn({
-    cmd: [ESR, "serve", "--data-dir", dataDir, "--listen", "127.0.0.1:0", "--token-file", tokenFile, ...extra],
+    cmd: [ESR, "serve", ...storeArgs, "--listen", "127.0.0.1:0", "--token-file", tokenFile, ...extra],
     stdout: "ignore",
     stderr: "pipe",
   });
@@ -42,4 +48,21 @@ export async function startServe(dataDir: string, extra: string[] = []): Promise
       await proc.exited;
     },
   };
+}
+
+/**
+ * A new page showing `server`'s sessions list, logged in with its token (a profile that has the
+ * cookie already goes straight there); `pageErrors` collects what the page's scripts throw.
+ */
+export async function loggedInPage(browser: BrowserContext, server: WebServer, pageErrors: string[]): Promise<Page> {
+  const page = await browser.newPage();
+  page.on("pageerror", (err) => pageErrors.push(err.message));
+  await page.goto(`${server.url}/`);
+  await page.waitForSelector("#token, table.sessions");
+  if (await page.locator("#token").count()) {
+    await page.fill("#token", server.token);
+    await page.click("#login button");
+    await page.waitForSelector("table.sessions");
+  }
+  return page;
 }

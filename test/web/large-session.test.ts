@@ -1,19 +1,24 @@
 /**
  * A session of 100k events in the browser: the page opens and seeks with the events fetched a
- * page at a time. Prints what it measured (the README's figures); speed itself is not asserted.
+ * page at a time; then the same session shipped to the fleet store and served from there, and the
+ * audit log searched over both. Prints what it measured (the README's figures); speed itself is not
+ * asserted, the answers are.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import type { BrowserContext } from "playwright-core";
 import { ESR, tempDir } from "../support/harness.ts";
 import { launchBrowser, waitUntil } from "../support/browser.ts";
 import { PtySession } from "../support/pty-session.ts";
-import { startServe, type WebServer } from "../support/web-server.ts";
+import { shipOnce, TestPostgres } from "../support/postgres.ts";
+import { loggedInPage, startServe, startServeOf, type WebServer } from "../support/web-server.ts";
 
 const OPENS = 100_000;
 const dataDir = tempDir();
 let sid: string;
 let server: WebServer;
 let browser: BrowserContext;
+let pg: TestPostgres;
+const pageErrors: string[] = [];
 
 beforeAll(async () => {
   // Opens by a shell builtin redirection: 100k events in seconds, no fork per event.
@@ -34,12 +39,27 @@ beforeAll(async () => {
   sid = pty.sid();
   server = await startServe(dataDir);
   browser = await launchBrowser();
+  pg = new TestPostgres();
+  await pg.init();
 }, 180000);
 
 afterAll(async () => {
   await browser?.close();
   await server?.stop();
+  await pg?.destroy();
+  expect(pageErrors).toEqual([]);
 });
+
+/** A GET of the JSON API with its wall time. */
+async function timed(on: WebServer, path: string): Promise<{ ms: number; body: any }> {
+  const t0 = performance.now();
+  const res = await fetch(`${on.url}${path}`, {
+    headers: { Authorization: `Bearer ${on.token}`, "Accept-Encoding": "gzip" },
+  });
+  expect(res.status).toBe(200);
+  const body = await res.json();
+  return { ms: performance.now() - t0, body };
+}
 
 test("a session of 100k events opens and seeks", async () => {
   const auth = { headers: { Authorization: `Bearer ${server.token}`, "Accept-Encoding": "gzip" } };
@@ -48,11 +68,7 @@ test("a session of 100k events opens and seeks", async () => {
   const indexBytes = (await index.arrayBuffer()).byteLength;
   const firstOpenMs = performance.now() - t0;
 
-  const page = await browser.newPage();
-  await page.goto(`${server.url}/`);
-  await page.fill("#token", server.token);
-  await page.click("#login button");
-  await page.waitForSelector("table.sessions");
+  const page = await loggedInPage(browser, server, pageErrors);
   t0 = performance.now();
   await page.goto(`${server.url}/sessions/${sid}`);
   await page.waitForSelector(".event-list .row .what:not(:text-is('…'))");
@@ -91,3 +107,44 @@ test("a session of 100k events opens and seeks", async () => {
   );
   await page.close();
 }, 120000);
+
+test("the same session from the fleet store; the audit log over both stores", async () => {
+  let t0 = performance.now();
+  await shipOnce(pg, dataDir);
+  const shipMs = performance.now() - t0;
+  const fleet = await startServeOf(["--from", pg.uri("auditor")]);
+  try {
+    const first = await timed(fleet, `/api/sessions/${sid}`);
+    const local = await timed(server, `/api/sessions/${sid}`);
+    expect(first.body).toEqual(local.body);
+    const page = await loggedInPage(browser, fleet, pageErrors);
+    t0 = performance.now();
+    await page.goto(`${fleet.url}/sessions/${sid}`);
+    await page.waitForSelector(".event-list .row .what:not(:text-is('…'))");
+    const openMs = performance.now() - t0;
+    await page.close();
+
+    const searches = [
+      "",
+      "type=command",
+      "type=disk&q=HOSTNAME",
+      "program=true",
+      "user=root&type=command",
+      `sid=${sid}`,
+    ];
+    const lines: string[] = [];
+    for (const query of searches) {
+      const [files, stored] = [await timed(server, `/api/search?${query}`), await timed(fleet, `/api/search?${query}`)];
+      expect(stored.body.events.length).toBeGreaterThan(0);
+      expect(stored.body.events).toEqual(files.body.events);
+      expect(stored.body.next).toEqual(files.body.next);
+      lines.push(`${query || "(none)"}: data dir ${Math.round(files.ms)} ms, fleet store ${Math.round(stored.ms)} ms`);
+    }
+    console.log(
+      `fleet store: shipped ${OPENS}+ events in ${Math.round(shipMs)} ms; first open on the server ${Math.round(first.ms)} ms; ` +
+        `page open ${Math.round(openMs)} ms (cached)\naudit log, 100 a page: ${lines.join("; ")}`,
+    );
+  } finally {
+    await fleet.stop();
+  }
+}, 300000);

@@ -1,7 +1,7 @@
 /** The audit log: every event of every session, filtered on the server, full JSON on click. */
 import { getJson } from "./api.ts";
 import { append, clear, formatTime, h, visible } from "./dom.ts";
-import { filterForm, pager, query } from "./filters.ts";
+import { filterForm, query } from "./filters.ts";
 
 interface Hit {
   event: Record<string, unknown> & { event: string; ei: number; sid?: string; time?: string };
@@ -13,9 +13,10 @@ const FIELDS = [
   { name: "to", label: "To (UTC)", type: "datetime-local" as const },
   { name: "type", label: "Type", type: "select" as const, options: ["", "command", "network", "disk", "session"] },
   { name: "user", label: "User" },
+  { name: "login", label: "Login" },
   { name: "host", label: "Host" },
   { name: "program", label: "Program" },
-  { name: "q", label: "Text", placeholder: "in argv, path, address" },
+  { name: "q", label: "Text", placeholder: "in path or argv, any case" },
   { name: "sid", label: "Session" },
 ];
 
@@ -29,11 +30,8 @@ const KIND_LABEL: Record<string, string> = {
 
 export async function searchPage(app: HTMLElement) {
   const params = new URLSearchParams(location.search);
-  const data = await getJson<{ page: number; more: boolean; ms: number; scanned: number; events: Hit[] }>(
-    `/api/search?${query(
-      params,
-      FIELDS.map((f) => f.name),
-    )}`,
+  const data = await getJson<{ next?: string; ms: number; events: Hit[] }>(
+    `/api/search?${query(params, [...FIELDS.map((f) => f.name), "after"])}`,
   );
   clear(app);
   const body = h("tbody");
@@ -70,7 +68,7 @@ export async function searchPage(app: HTMLElement) {
   }
   append(
     app,
-    h("h1", {}, "Audit log ", h("small", {}, `${data.scanned} events read in ${data.ms} ms`)),
+    h("h1", {}, "Audit log ", h("small", {}, `${data.events.length} events in ${data.ms} ms`)),
     filterForm(FIELDS, params),
     h(
       "table",
@@ -87,6 +85,23 @@ export async function searchPage(app: HTMLElement) {
       body,
     ),
     data.events.length === 0 && h("p", {}, "No event matches."),
-    pager(params, data.page, data.more),
+    olderLinks(params, data.next),
+  );
+}
+
+/** Pages by key, as the store does: the newest page, and the one after the last event shown. */
+function olderLinks(params: URLSearchParams, next: string | undefined): HTMLElement {
+  const link = (after: string | undefined, text: string) => {
+    const to = new URLSearchParams(params);
+    if (after) to.set("after", after);
+    else to.delete("after");
+    return h("a", { href: `?${to}`, class: "page-link" }, text);
+  };
+  return h(
+    "nav",
+    { class: "pager" },
+    params.has("after") && link(undefined, "← newest"),
+    " ",
+    next && link(next, "older →"),
   );
 }

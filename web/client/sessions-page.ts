@@ -2,21 +2,7 @@
 import { getJson } from "./api.ts";
 import { append, clear, formatDuration, formatTime, h, visible } from "./dom.ts";
 import { filterForm, pager, query } from "./filters.ts";
-
-interface SessionRow {
-  sid: string;
-  start?: string;
-  end?: string;
-  host?: string;
-  login?: string;
-  user?: string;
-  command: string[];
-  counts: { command: number; disk: number; network: number };
-  lost: { command: number; disk: number; network: number };
-  warnings: number;
-  unseen: number;
-  truncated: number;
-}
+import type { SessionRow } from "../timeline-codes.ts";
 
 const FIELDS = [
   { name: "from", label: "From (UTC)", type: "datetime-local" as const },

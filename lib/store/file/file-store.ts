@@ -7,7 +7,8 @@ import { join } from "node:path";
 import { AuditLog, dailyLogFiles } from "./audit-log.ts";
 import { listSessionIds, SessionFiles } from "./session-files.ts";
 import { SessionWriter } from "./session-writer.ts";
-import { summarize } from "../session-summary.ts";
+import { summaryOf, type SessionSummary } from "../session-summary.ts";
+import { isStoredEvent } from "../stored-event.ts";
 import { SessionChain, type CheckpointPolicy } from "../integrity/chain.ts";
 import { HostKey } from "../integrity/host-key.ts";
 import {
@@ -26,6 +27,7 @@ import {
   type SessionSink,
 } from "../store.ts";
 import type { AuditEvent } from "../../events/audit-events.ts";
+import { KINDS } from "../../events/kinds/index.ts";
 
 export class FileEventStore implements EventStore {
   private constructor(
@@ -56,6 +58,41 @@ export class FileEventStore implements EventStore {
   }
 }
 
+/**
+ * Start and end come from the session's events file; the enhanced events are only counted, so a
+ * session of millions of events is listed without holding them in memory.
+ */
+function summarize(files: SessionFiles): SessionSummary {
+  const counts = Object.fromEntries(KINDS.map((kind) => [kind.name, files.count(kind.event)]));
+  return summaryOf(files.sid, files.events(new Set(["events"])), counts, files.warnings.length);
+}
+
+/**
+ * A test on a daily file's raw line that every event matching `q` passes, run before the line is
+ * parsed: most lines of a big log fail it. The writer spells each line with JSON.stringify, so a
+ * field that must equal a value holds `"name":value` in the line, spelled the same way. Text is
+ * tested only when it is plain ASCII without `"` or `\`: otherwise the line's spelling (escapes,
+ * case mapping in context) could differ from the text searched.
+ */
+function lineFilter(q: SearchQuery): (line: string) => boolean {
+  const field = (name: string, value: string | undefined) =>
+    value === undefined ? undefined : `"${name}":${JSON.stringify(value)}`;
+  const required = [
+    field("user", q.user),
+    field("login", q.login),
+    field("server_hostname", q.host),
+    field("program", q.program),
+    field("sid", q.sid?.toLowerCase()),
+  ].filter((n): n is string => n !== undefined);
+  const types = q.types?.map((t) => field("event", t)!);
+  const text =
+    q.text !== undefined && /^[\x20-\x7e]*$/.test(q.text) && !/["\\]/.test(q.text) ? q.text.toLowerCase() : undefined;
+  return (line) =>
+    required.every((n) => line.includes(n)) &&
+    (types === undefined || types.some((n) => line.includes(n))) &&
+    (text === undefined || line.toLowerCase().includes(text));
+}
+
 export class FileEventSource implements EventSource {
   constructor(readonly dataDir: string) {}
 
@@ -77,15 +114,17 @@ export class FileEventSource implements EventSource {
     const { dailyDir } = AuditLog.read(this.dataDir);
     const after = query.after;
     const found: { key: string; event: AuditEvent }[] = [];
+    const mayMatch = lineFilter(query);
     for (const name of dailyLogFiles(dailyDir)) {
       for (const line of readFileSync(join(dailyDir, name), "utf8").split("\n")) {
-        if (!line) continue;
+        if (!line || !mayMatch(line)) continue;
         let event: AuditEvent;
         try {
           event = JSON.parse(line);
         } catch {
           continue; // a line being written; replay reports damage, search only finds
         }
+        if (!isStoredEvent(event)) continue;
         const key = eventKey(event);
         if ((after === undefined || key < after) && matchesSearch(event, query)) found.push({ key, event });
       }

@@ -10,6 +10,8 @@ import { EsrError, errorMessage } from "../../errors.ts";
 import { countLines, gunzipMemberBytes, gunzipMembers } from "./gzip-members.ts";
 import type { AuditEvent } from "../../events/audit-events.ts";
 import { chainFileName, CHUNKS_TYPE, indexFileName } from "./session-writer.ts";
+import { UnknownSession } from "../store.ts";
+import { isStoredEvent } from "../stored-event.ts";
 
 interface IndexEntry {
   file_name: string;
@@ -57,8 +59,7 @@ export class SessionFiles {
   static open(dataDir: string, sid: string): SessionFiles {
     checkSessionId(sid);
     const { sessionsDir } = AuditLog.read(dataDir);
-    if (!existsSync(join(sessionsDir, indexFileName(sid))))
-      throw new EsrError(`unknown session ${sid} (not in ${dataDir})`);
+    if (!existsSync(join(sessionsDir, indexFileName(sid)))) throw new UnknownSession(sid, dataDir);
     return new SessionFiles(sid, directoryShelf(sessionsDir));
   }
 
@@ -183,7 +184,7 @@ function readEvents(shelf: FileShelf, name: string, warnings: string[]): AuditEv
     if (!line) continue;
     try {
       const event = JSON.parse(line);
-      if (typeof event?.ei !== "number" || typeof event?.event !== "string") throw new Error("not an audit event");
+      if (!isStoredEvent(event)) throw new Error("not an audit event (or a field of an unexpected type)");
       events.push(event);
     } catch (err) {
       warnings.push(`${path}: line ${i + 1}: ${errorMessage(err)}`);

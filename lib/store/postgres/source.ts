@@ -8,11 +8,10 @@ import type { SQL } from "bun";
 import { checkSessionId, SessionFiles, type FileShelf } from "../file/session-files.ts";
 import { FilesRecording } from "../file/file-store.ts";
 import { summaryOf } from "../session-summary.ts";
+import { isStoredEvent } from "../stored-event.ts";
 import {
   DEFAULT_SEARCH_LIMIT,
-  eventKey,
   pageOfSessions,
-  sessionPageKey,
   splitKey,
   type EventQuery,
   type EventSource,
@@ -20,6 +19,7 @@ import {
   type SearchQuery,
   type SessionPage,
   type SessionRecording,
+  UnknownSession,
 } from "../store.ts";
 import type { AuditEvent } from "../../events/audit-events.ts";
 import { KINDS } from "../../events/kinds/index.ts";
@@ -29,6 +29,16 @@ import { maskPassword } from "./uri.ts";
 import { SEARCH_TEXT } from "./schema.ts";
 
 const ENHANCED: string[] = KINDS.map((k) => k.event);
+
+/** Rows whose event_data can be an event at all; the rest of its shape is checked by isStoredEvent. */
+const AN_OBJECT = "jsonb_typeof(event_data) = 'object'";
+
+/**
+ * A row's page key from the columns it is ordered by, spelled as eventKey and sessionPageKey spell
+ * them from a stored event (ms, UTC), so that a forged event_data cannot derail paging.
+ */
+const rowKey = (id: string) =>
+  `to_char(event_time AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') || '|' || ${id}::text`;
 const KIND_OF_EVENT: Record<string, string> = Object.fromEntries(KINDS.map((k) => [k.event, k.name]));
 
 export class PostgresEventSource implements EventSource {
@@ -56,25 +66,26 @@ export class PostgresEventSource implements EventSource {
     if (page.after !== undefined && !after)
       throw new EsrError(`not a session page key: ${JSON.stringify(page.after)}`, 2);
     const limit = page.limit ?? 1_000_000;
-    const starts: { sid: string; data: AuditEvent }[] = await this.query("listing sessions", (sql) =>
+    const starts: { key: string; sid: string; data: AuditEvent }[] = await this.query("listing sessions", (sql) =>
       sql.unsafe(
-        `SELECT session_id::text AS sid, event_data AS data FROM events
-         WHERE event_type = 'session.start' ${after ? "AND (event_time, session_id) < ($2::timestamptz, $3::uuid)" : ""}
+        `SELECT ${rowKey("session_id")} AS key, session_id::text AS sid, event_data AS data FROM events
+         WHERE event_type = 'session.start' AND ${AN_OBJECT} ${after ? "AND (event_time, session_id) < ($2::timestamptz, $3::uuid)" : ""}
          ORDER BY event_time DESC, session_id DESC LIMIT $1`,
         after ? [limit + 1, after.time, after.id] : [limit + 1],
       ),
     );
     if (starts.length === 0) return { sessions: [] };
     const sids = starts.map((s) => s.sid);
+    const listed = starts.filter((s) => isStoredEvent(s.data));
     const rows: { sid: string; type: string; n: number; data: AuditEvent | null }[] = await this.query(
       "listing sessions",
       (sql) => sql`
         SELECT session_id::text AS sid, event_type AS type, count(*)::int AS n,
-               (array_agg(event_data) FILTER (WHERE event_type = 'session.end'))[1] AS data
+               (array_agg(event_data) FILTER (WHERE event_type = 'session.end' AND jsonb_typeof(event_data) = 'object'))[1] AS data
         FROM events WHERE session_id = ANY(${sids}::uuid[]) AND event_type = ANY(${[...ENHANCED, "session.end"]}::text[])
         GROUP BY 1, 2`,
     );
-    const summaries = starts.map(({ sid, data }) => {
+    const summaries = listed.map(({ sid, data }) => {
       const mine = rows.filter((r) => r.sid === sid);
       const counts = Object.fromEntries(
         mine.filter((r) => r.type in KIND_OF_EVENT).map((r) => [KIND_OF_EVENT[r.type], r.n]),
@@ -82,10 +93,9 @@ export class PostgresEventSource implements EventSource {
       const end = mine.find((r) => r.type === "session.end")?.data;
       return summaryOf(sid, end ? [data, end] : [data], counts, 0);
     });
+    // The key of the last start read, listed or not: the next page goes on from there.
     const result = pageOfSessions(summaries, { limit });
-    return result.sessions.length < starts.length
-      ? { ...result, next: sessionPageKey(result.sessions.at(-1)!) }
-      : result;
+    return starts.length > limit ? { ...result, next: starts[limit - 1]!.key } : result;
   }
 
   async search(q: SearchQuery): Promise<SearchPage> {
@@ -114,15 +124,19 @@ export class PostgresEventSource implements EventSource {
       where.push(`(event_time, event_id) < (${param(key.time, "::timestamptz")}, ${param(key.id, "::uuid")})`);
     }
     const limit = q.limit ?? DEFAULT_SEARCH_LIMIT;
-    const rows: { data: AuditEvent }[] = await this.query("searching", (sql) =>
+    where.push(AN_OBJECT);
+    const rows: { key: string; data: unknown }[] = await this.query("searching", (sql) =>
       sql.unsafe(
-        `SELECT event_data AS data FROM events ${where.length ? `WHERE ${where.join(" AND ")}` : ""}
+        `SELECT ${rowKey("event_id")} AS key, event_data AS data FROM events WHERE ${where.join(" AND ")}
          ORDER BY event_time DESC, event_id DESC LIMIT ${param(limit + 1)}`,
         params,
       ),
     );
-    const events = rows.slice(0, limit).map((r) => r.data);
-    return rows.length > limit ? { events, next: eventKey(events.at(-1)!) } : { events };
+    const events = rows
+      .slice(0, limit)
+      .map((r) => r.data)
+      .filter(isStoredEvent);
+    return rows.length > limit ? { events, next: rows[limit - 1]!.key } : { events };
   }
 
   async session(sid: string): Promise<SessionRecording> {
@@ -139,7 +153,7 @@ export class PostgresEventSource implements EventSource {
       `reading session ${sid}`,
       (sql) => sql`SELECT count(*)::int AS n FROM events WHERE session_id = ${sid}::uuid`,
     );
-    if (n === 0) throw new EsrError(`unknown session ${sid} (not in ${this.location})`);
+    if (n === 0) throw new UnknownSession(sid, this.location);
     return new EventsRecording(sid, this);
   }
 
@@ -176,13 +190,16 @@ export class PostgresEventSource implements EventSource {
         `reading session ${sid}`,
         (sql) => sql`
           SELECT event_data AS data FROM events WHERE session_id = ${sid}::uuid
+            AND jsonb_typeof(event_data->'ei') = 'number'
             AND (${types === undefined} OR event_type = ANY(${types ?? []}::text[])
                  OR (${sessionStream} AND NOT event_type = ANY(${ENHANCED}::text[])))
-            AND (event_data->>'ei')::bigint >= ${query.fromEi ?? 0}
-          ORDER BY (event_data->>'ei')::bigint
+            AND (event_data->>'ei')::numeric >= ${query.fromEi ?? 0}
+          ORDER BY (event_data->>'ei')::numeric
           LIMIT ${query.limit ?? null}::bigint`,
       )
-    ).map((r: { data: AuditEvent }) => r.data);
+    )
+      .map((r: { data: unknown }) => r.data)
+      .filter(isStoredEvent);
   }
 
   async close() {
