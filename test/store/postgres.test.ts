@@ -102,7 +102,7 @@ describe("fleet store (PostgreSQL)", () => {
       expect(new Date(row.event_time).toISOString()).toBe(new Date(e.time as string).toISOString());
     }
     expect(new Set(local.map((e) => e.event))).toEqual(
-      new Set(["session.start", "session.command", "session.disk", "session.network", "session.end"]),
+      new Set(["session.start", "session.command", "session.disk", "session.network", "exec", "session.end"]),
     );
 
     // Read as the read-only role, from a machine that has none of the files (an empty data dir).
