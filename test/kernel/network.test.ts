@@ -165,7 +165,7 @@ describe("session.network", () => {
         operation: 0,
         action: 0,
       });
-      expect(Object.keys(e).sort()).toEqual(Object.keys(teleport).sort());
+      expect(Object.keys(e).sort()).toEqual([...Object.keys(teleport), "audit_session_id"].sort());
     }
   });
 

@@ -32,6 +32,8 @@ export const ESR_COMMON_FIELDS: Record<string, JsonType> = {
   pid: "number",
   cgroup_id: "number",
   program: "string",
+  /** the kernel's audit session id (Teleport's proto has it; the example events predate it) */
+  audit_session_id: "number",
 };
 
 /** An event with only the fields a unit test needs: the writer and readers treat it like a full one. */

@@ -206,7 +206,8 @@ export class HostKey {
     const since = new Date().toISOString();
     const unsigned = { epoch: 0, pub, since, reason: "created" as const };
     const entry = { ...unsigned, sig: sign(null, entryMessage(this.host, unsigned), key).toString("base64") };
-    writeFileDurably(join(this.dir, PUBLIC_FILE), `${publicKeyText(pub)}\n`, 0o644);
+    // Public, but in a root-only data dir like every other file: `esr check` prints it for export.
+    writeFileDurably(join(this.dir, PUBLIC_FILE), `${publicKeyText(pub)}\n`, 0o600);
     writeFileDurably(join(this.dir, JOURNAL_FILE), "", 0o600);
     this.save({
       format: KEY_FORMAT,
