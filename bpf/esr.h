@@ -51,7 +51,7 @@ struct esr_event_header {
 enum esr_file_flag {
 	ESR_FILE_TRUNCATED = 1,         /* cut at the walk's bound: the root side of the path is missing */
 	ESR_FILE_DELETED = 2,           /* no link left: unlinked, O_TMPFILE, a memfd */
-	ESR_FILE_ANONYMOUS = 4,         /* of an internal filesystem (pipe, socket, anon inode) whose names the kernel makes up */
+	ESR_FILE_ANONYMOUS = 4,         /* no directory entry, a name the kernel makes up (d_dname): a memfd, pipe, socket, anon inode */
 	ESR_FILE_OUTSIDE_NAMESPACE = 8, /* its mount is not in the task's mount namespace (a detached open_tree(2) mount, another namespace's via /proc/PID/root): the path is from its filesystem's root */
 };
 

@@ -3,7 +3,16 @@
  * exec's pid and ppid — with every exec of a process (a failed one, or `exec` replacing it), and
  * its connects and opens under it.
  */
-import { commandText, destinationText, fieldText, openText, type Paint, returnCodeText } from "./text-format.ts";
+import {
+  commandText,
+  destinationText,
+  execNotes,
+  fieldText,
+  notesText,
+  openText,
+  type Paint,
+  returnCodeText,
+} from "./text-format.ts";
 import type { AuditEvent } from "../events/audit-events.ts";
 import type { SessionCommandEvent, SessionDiskEvent, SessionNetworkEvent } from "../events/kinds/index.ts";
 
@@ -80,7 +89,8 @@ function execText(e: SessionCommandEvent, paint: Paint): string {
   const rc = e.return_code;
   const failed = rc < 0;
   const command = commandText(e);
-  return `${paint(failed ? "red" : "bold", command)} ${paint(failed ? "red" : "green", `= ${returnCodeText(rc)}`)}`;
+  const notes = notesText(execNotes(e));
+  return `${paint(failed ? "red" : "bold", command)}${paint("yellow", notes)} ${paint(failed ? "red" : "green", `= ${returnCodeText(rc)}`)}`;
 }
 
 /** One line per distinct connect or open, in order of first occurrence, with how many times it happened. */

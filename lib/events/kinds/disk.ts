@@ -37,7 +37,8 @@ export interface KernelOpen extends KernelEventHeader {
 
 export type SessionDiskEvent = CommonFields<"session.disk", "T4001I"> &
   ProcessFields &
-  (FileFields<"path", ""> | PathFields<"path">) &
+  PathFields<"path"> &
+  Partial<FileFields<"path", "">> &
   Partial<PathFields<"requested_path">> & {
     /** the open flags as passed */
     flags: number;

@@ -79,9 +79,8 @@ export function decodeHeader(view: DataView, bytes: Uint8Array): KernelEventHead
 export interface KernelFile {
   /**
    * Absolute from the root of the task's mount namespace (symlinks, relative names, dirfds,
-   * /proc/self/fd/N and chroots resolved); "/memfd:NAME" for a memfd; "FSTYPE:NAME" or
-   * "FSTYPE:[INO]" for a pipe, socket or anon inode; relative (its leading directories missing)
-   * when cut at the walk's bound.
+   * /proc/self/fd/N and chroots resolved); for an anonymous file see anonymousName; relative (its
+   * leading directories missing) when cut at the walk's bound.
    */
   path: string;
   truncated: boolean;
@@ -107,12 +106,7 @@ export function decodeFile(view: DataView, bytes: Uint8Array, at: number, pathSt
   if (components[components.length - 1] === "") components.pop();
   const truncated = (flags & F.ESR_FILE_TRUNCATED) !== 0;
   const anonymous = (flags & F.ESR_FILE_ANONYMOUS) !== 0;
-  // The kernel makes up an anonymous file's name (pipe:[INO]); its dentry keeps only a part of it.
-  const name = components[0] ?? "";
-  // Cut short, it lacks its leading directories: then it is left relative rather than made up.
-  const path = anonymous
-    ? `${fsType}:${name || `[${ino}]`}`
-    : `${truncated ? "" : "/"}${components.reverse().join("/")}`;
+  const path = anonymous ? anonymousName(fsType, components[0] ?? "", ino) : pathOf(components, truncated);
   return {
     path,
     truncated,
@@ -123,6 +117,24 @@ export function decodeFile(view: DataView, bytes: Uint8Array, at: number, pathSt
     ino,
     fsType,
   };
+}
+
+/**
+ * Leaf-first components as a path. Cut short, it lacks its leading directories: then it is left
+ * relative rather than made up.
+ */
+function pathOf(leafFirst: string[], truncated: boolean): string {
+  return `${truncated ? "" : "/"}${[...leafFirst].reverse().join("/")}`;
+}
+
+/**
+ * A file with no directory entry, named as the kernel's d_dname would: its dentry holds only a part
+ * of that name. pipefs and sockfs keep none ("pipe:[INO]"), anon_inodefs its kind
+ * ("anon_inode:[eventfd]"), pseudo files of other filesystems (memfds) their own ("/memfd:NAME").
+ */
+function anonymousName(fsType: string, name: string, ino: bigint): string {
+  if (!name) return `${fsType}:[${ino}]`;
+  return fsType === "anon_inodefs" ? `anon_inode:${name}` : `/${name}`;
 }
 
 /** The path components' length of the esr_file at `at`. */
