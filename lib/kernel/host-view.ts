@@ -4,7 +4,7 @@ import type { HostView } from "../events/kinds/kind.ts";
 import { EsrError } from "../errors.ts";
 
 /** The kernel's major:minor of a stat st_dev (glibc's encoding of dev_t). */
-function devText(dev: bigint): string {
+export function deviceText(dev: bigint): string {
   const major = ((dev >> 8n) & 0xfffn) | ((dev >> 32n) & ~0xfffn);
   const minor = (dev & 0xffn) | ((dev >> 12n) & ~0xffn);
   return `${major}:${minor}`;
@@ -25,7 +25,7 @@ export function hostView(): HostView {
     fileAt(path) {
       try {
         const st = statSync(path, { bigint: true });
-        return { dev: devText(st.dev), ino: st.ino };
+        return { dev: deviceText(st.dev), ino: st.ino };
       } catch {
         return undefined; // no such file here, or none that could be reached (ENOTDIR, ELOOP)
       }
