@@ -306,15 +306,35 @@ static __always_inline void emit(void *ring, struct esr_session *s, enum esr_kin
  */
 #define ESR_NAME_MAX_Z 256 /* a dentry name (NAME_MAX 255) and its NUL */
 
+/* A dentry's parent and name pointer, next to each other in struct dentry on every kernel: one read. */
+struct esr_dentry_link {
+	struct dentry *parent;
+	__u64 hash_len;
+	const unsigned char *name;
+};
+
+static __always_inline int read_dentry_link(struct esr_dentry_link *link, struct dentry *d)
+{
+	__u64 parent_at = bpf_core_field_offset(struct dentry, d_parent);
+
+	if (bpf_core_field_offset(struct dentry, d_name.name) == parent_at + __builtin_offsetof(struct esr_dentry_link, name))
+		return bpf_probe_read_kernel(link, sizeof(*link), (void *)d + parent_at);
+	link->parent = BPF_CORE_READ(d, d_parent);
+	link->name = BPF_CORE_READ(d, d_name.name);
+	return 0;
+}
+
 static __always_inline void put_file(struct esr_file *out, char *area, struct file *file, struct task_struct *task)
 {
 	struct dentry *d = BPF_CORE_READ(file, f_path.dentry);
 	struct vfsmount *vfsmnt = BPF_CORE_READ(file, f_path.mnt);
 	__u64 mnt_off = bpf_core_field_offset(struct mount, mnt);
 	struct mount *mnt = (struct mount *)((void *)vfsmnt - mnt_off);
+	struct dentry *mnt_root = BPF_CORE_READ(vfsmnt, mnt_root);
 	struct mount *ns_root = BPF_CORE_READ(task, nsproxy, mnt_ns, root);
 	struct inode *inode = BPF_CORE_READ(file, f_inode);
 	struct super_block *sb = BPF_CORE_READ(inode, i_sb);
+	struct esr_dentry_link link;
 	bool done = false;
 
 	out->path_len = 0;
@@ -329,18 +349,17 @@ static __always_inline void put_file(struct esr_file *out, char *area, struct fi
 	}
 	if (BPF_CORE_READ(inode, i_nlink) == 0)
 		out->flags |= ESR_FILE_DELETED;
-	if (BPF_CORE_READ(d, d_op, d_dname))
-		out->flags |= ESR_FILE_ANONYMOUS;
 	for (int i = 0; i < ESR_FILE_WALK_STEPS; i++) {
-		struct dentry *parent = BPF_CORE_READ(d, d_parent);
-
-		if (!(out->flags & ESR_FILE_OUTSIDE_NAMESPACE) && d == BPF_CORE_READ(vfsmnt, mnt_root)) {
+		if (read_dentry_link(&link, d))
+			break;
+		if (!(out->flags & ESR_FILE_OUTSIDE_NAMESPACE) && d == mnt_root) {
 			struct mount *up = BPF_CORE_READ(mnt, mnt_parent);
 
 			if (up && up != mnt) {
 				d = BPF_CORE_READ(mnt, mnt_mountpoint);
 				mnt = up;
 				vfsmnt = (struct vfsmount *)((void *)up + mnt_off);
+				mnt_root = BPF_CORE_READ(vfsmnt, mnt_root);
 				continue;
 			}
 			if (mnt == ns_root) {
@@ -349,7 +368,7 @@ static __always_inline void put_file(struct esr_file *out, char *area, struct fi
 			}
 			out->flags |= ESR_FILE_OUTSIDE_NAMESPACE;
 		}
-		if (d == parent && (out->flags & ESR_FILE_OUTSIDE_NAMESPACE)) {  /* its filesystem's root */
+		if (d == link.parent && (out->flags & ESR_FILE_OUTSIDE_NAMESPACE)) {  /* its filesystem's root */
 			done = true;
 			break;
 		}
@@ -359,15 +378,17 @@ static __always_inline void put_file(struct esr_file *out, char *area, struct fi
 			break;
 		barrier_var(len);
 		len &= ESR_FILE_PATH_MAX - 1;  /* a no-op the verifier can follow */
-		long n = bpf_probe_read_kernel_str(&area[len], ESR_NAME_MAX_Z, BPF_CORE_READ(d, d_name.name));
+		long n = bpf_probe_read_kernel_str(&area[len], ESR_NAME_MAX_Z, link.name);
 		if (n <= 0)
 			break;
 		out->path_len = len + n;
-		if (d == parent) {  /* a pseudo or disconnected dentry: nothing above it */
+		if (d == link.parent) {  /* a pseudo or disconnected dentry: nothing above it */
+			if (BPF_CORE_READ(d, d_op, d_dname))
+				out->flags |= ESR_FILE_ANONYMOUS;
 			done = true;
 			break;
 		}
-		d = parent;
+		d = link.parent;
 	}
 	if (!done)
 		out->flags |= ESR_FILE_TRUNCATED;
