@@ -24,13 +24,11 @@
 #endif
 
 #define FAILED_EXEC_MAX_ARGS 256  /* args read one by one for a failed exec; more is marked truncated */
-#define EXE_MAX_DEPTH 48          /* path components (and mount crossings) walked for exe */
-#define NAME_MAX_Z 256            /* a dentry name (NAME_MAX 255) and its NUL */
 
 /* Where each part of data starts at the latest: each part is read with a constant size limit. */
 #define INTERP_AT_MAX ESR_PATH_MAX
 #define EXE_AT_MAX (INTERP_AT_MAX + ESR_PATH_MAX)
-#define ARGV_AT_MAX (EXE_AT_MAX + ESR_EXE_MAX)
+#define ARGV_AT_MAX (EXE_AT_MAX + ESR_FILE_PATH_MAX)
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -75,7 +73,7 @@ static __always_inline struct exec_scratch *claim_scratch(struct esr_session *s)
 static __always_inline void send(struct esr_session *s, struct exec_scratch *slot)
 {
 	struct esr_exec_event *e = &slot->event;
-	__u64 size = (__u64)e->path_len + e->interp_len + e->exe_len + e->argv_len;
+	__u64 size = (__u64)e->path_len + e->interp_len + e->exe.path_len + e->argv_len;
 
 	if (size > sizeof(e->data))
 		size = sizeof(e->data);
@@ -116,68 +114,24 @@ static __always_inline void put_interp(struct esr_exec_event *e, struct linux_bi
 	e->interp_len = n - 1;
 }
 
-/*
- * The executed file's path, as prepend_path() builds it for /proc/PID/exe, but leaf first: each
- * dentry's name up to the root of its mount, then on from the mount point in the parent mount,
- * until the root of the mount namespace. A pseudo file (a memfd) is its own root: just its name.
- * The write position lives in the slot, not in a register: a value loaded from memory is one the
- * verifier does not track, so the states of every iteration look alike and the walk stays cheap
- * to verify.
- */
-static __always_inline void put_exe(struct exec_scratch *slot, struct file *file)
+/* The namespaces the task is in, by inode number (what /proc/PID/ns/ links name). */
+static __always_inline void put_namespaces(struct esr_exec_event *e, struct task_struct *task)
 {
-	struct esr_exec_event *e = &slot->event;
-	struct dentry *d = BPF_CORE_READ(file, f_path.dentry);
-	struct vfsmount *vfsmnt = BPF_CORE_READ(file, f_path.mnt);
-	__u64 mnt_off = bpf_core_field_offset(struct mount, mnt);
-	struct mount *mnt = (struct mount *)((void *)vfsmnt - mnt_off);
-	bool done = false;
+	e->mnt_ns = BPF_CORE_READ(task, nsproxy, mnt_ns, ns.inum);
+	e->user_ns = BPF_CORE_READ(task, cred, user_ns, ns.inum);
+	e->_pad = 0;
+}
 
-	e->exe_len = 0;
-	if (!d || !vfsmnt)
-		return;
-	if (BPF_CORE_READ(d, d_inode, i_nlink) == 0)
-		e->flags |= ESR_EXEC_EXE_DELETED;
-	for (int i = 0; i < EXE_MAX_DEPTH; i++) {
-		struct dentry *parent = BPF_CORE_READ(d, d_parent);
-		struct dentry *mnt_root = BPF_CORE_READ(vfsmnt, mnt_root);
+/* The executed file, after the path and interpreter (see put_file). */
+static __always_inline void put_exe(struct esr_exec_event *e, struct file *file, struct task_struct *task)
+{
+	__u32 at = e->path_len + e->interp_len;
 
-		if (d == mnt_root) {
-			struct mount *up = BPF_CORE_READ(mnt, mnt_parent);
-
-			if (!up || up == mnt) {
-				done = true;
-				break;
-			}
-			d = BPF_CORE_READ(mnt, mnt_mountpoint);
-			mnt = up;
-			vfsmnt = (struct vfsmount *)((void *)up + mnt_off);
-			continue;
-		}
-		__u32 len = e->exe_len;
-		__u32 at = e->path_len + e->interp_len;
-
-		if (len > ESR_EXE_MAX - NAME_MAX_Z)
-			break;
-		if (at > EXE_AT_MAX)
-			at = EXE_AT_MAX;
-		at += len;
-		if (at > ARGV_AT_MAX - NAME_MAX_Z)
-			break;
-		barrier_var(at);
-		at &= 0x3fff;  /* a no-op the verifier can follow (see the argv read) */
-		long n = bpf_probe_read_kernel_str(&e->data[at], NAME_MAX_Z, BPF_CORE_READ(d, d_name.name));
-		if (n <= 0)
-			break;
-		e->exe_len = len + n;
-		if (d == parent) {  /* a disconnected or pseudo dentry: nothing above it */
-			done = true;
-			break;
-		}
-		d = parent;
-	}
-	if (!done)
-		e->flags |= ESR_EXEC_EXE_TRUNCATED;
+	if (at > EXE_AT_MAX)
+		at = EXE_AT_MAX;
+	barrier_var(at);
+	at &= 0x3fff;  /* a no-op the verifier can follow (see the argv read) */
+	put_file(&e->exe, &e->data[at], file, task);
 }
 
 SEC("tp_btf/sched_process_exec")
@@ -195,14 +149,15 @@ int BPF_PROG(command_exec, struct task_struct *task, pid_t old_pid, struct linux
 	e->ppid = BPF_CORE_READ(task, real_parent, tgid);
 	e->return_code = 0;
 	e->flags = 0;
+	put_namespaces(e, task);
 	e->path_len = put_path(e, BPF_CORE_READ(bprm, filename), false);
 	put_interp(e, bprm);
-	put_exe(slot, BPF_CORE_READ(bprm, file));
+	put_exe(e, BPF_CORE_READ(bprm, file), task);
 
 	__u64 start = BPF_CORE_READ(task, mm, arg_start);
 	__u64 total = BPF_CORE_READ(task, mm, arg_end) - start;
 	__u32 len = total;
-	__u32 at = e->path_len + e->interp_len + e->exe_len;
+	__u32 at = e->path_len + e->interp_len + e->exe.path_len;
 
 	if (total > ESR_ARGV_MAX) {
 		len = ESR_ARGV_MAX;
@@ -297,9 +252,10 @@ int BPF_PROG(command_exec_failed, struct pt_regs *regs, long ret)
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	e->ppid = BPF_CORE_READ(task, real_parent, tgid);
 	e->return_code = ret;
-	e->flags = 0;
+	e->flags = ESR_EXEC_FROM_CALLER;
 	e->interp_len = 0;
-	e->exe_len = 0;
+	__builtin_memset(&e->exe, 0, sizeof(e->exe));
+	put_namespaces(e, task);
 	/* execve(path, argv, …), execveat(dirfd, path, argv, …), in either ABI */
 	syscall_args(regs, compat, arg);
 	at = IS_EXECVE(nr, compat) ? 0 : 1;

@@ -1,9 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * Disk events: every open(2), openat(2), openat2(2) and creat(2) of a process in a recorded session.
- * One program at the generic sys_exit does it all: the arguments are still in the task's saved
- * user registers there (arm64 keeps the first in orig_x0), the kernel has just copied the path, so
- * its pages are resident, and the return code is known. The per-syscall tracepoints would say the
+ * One program at the generic sys_exit does it all: the return code is known, the returned fd names
+ * the file the kernel opened (whatever path, symlink, dirfd or /proc/self/fd/N led there), the
+ * arguments are still in the task's saved user registers (arm64 keeps the first in orig_x0) and
+ * the path's pages resident, the kernel having just copied it. That copy is gone: what is read
+ * from the path pointer now is whatever the caller's memory holds, which another thread may have
+ * rewritten since, so it is only the requested path, and the file is named from the kernel's. The per-syscall tracepoints would say the
  * same but are classic tracepoints, slow to detach; a sys_enter twin would double the cost paid by
  * every syscall of the host for nothing.
  */
@@ -55,9 +58,9 @@ struct {
 
 /*
  * Where an event is built: too large for the stack. Claimed with claim_slot (bpf/esr.h), so that a
- * preempted run never shares its CPU's slot with the next one. The path is read with one byte more than it can hold, into
- * `overflow`, so that a path of exactly ESR_PATH_MAX - 1 bytes (the longest the kernel accepts) is
- * told apart from a longer, truncated one.
+ * preempted run never shares its CPU's slot with the next one. The requested path is read with one
+ * byte more than it can hold, into `overflow`, so that a path of exactly ESR_PATH_MAX - 1 bytes (the
+ * longest the kernel accepts) is told apart from a longer, truncated one.
  */
 struct open_slot {
 	__u32 claims;
@@ -65,6 +68,19 @@ struct open_slot {
 	struct esr_open_event event;
 	char overflow[8];
 };
+
+/* The file behind a descriptor of the current task: files->fdt->fd[fd], or 0. */
+static __always_inline struct file *file_of_fd(struct task_struct *task, long fd)
+{
+	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	struct file **fds = BPF_CORE_READ(fdt, fd);
+	struct file *file = 0;
+
+	if (!fdt || fd < 0 || fd >= BPF_CORE_READ(fdt, max_fds))
+		return 0;
+	bpf_probe_read_kernel(&file, sizeof(file), fds + fd);
+	return file;
+}
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -124,12 +140,24 @@ int BPF_PROG(disk_open, struct pt_regs *regs, long ret)
 		break;
 	}
 
-	n = bpf_probe_read_user_str(e->path, ESR_PATH_MAX + 1, path);
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct file *file = ret >= 0 ? file_of_fd(task, ret) : 0;
+	__u32 at = 0;
+
+	__builtin_memset(&e->file, 0, sizeof(e->file));
+	if (file) {
+		put_file(&e->file, e->data, file, task);
+		e->flags |= ESR_OPEN_RESOLVED;
+		at = e->file.path_len;
+	}
+	barrier_var(at);
+	at &= ESR_FILE_PATH_MAX - 1;  /* a no-op (put_file keeps it below): data[at + ESR_PATH_MAX] + overflow bound the read */
+	n = bpf_probe_read_user_str(&e->data[at], ESR_PATH_MAX + 1, path);
 	if (n > ESR_PATH_MAX)
 		e->flags |= ESR_OPEN_PATH_TRUNCATED;
 	len = n <= 0 ? 0 : n > ESR_PATH_MAX ? ESR_PATH_MAX : n - 1;
 	e->path_len = len;
-	emit(&disk_events, s, ESR_KIND_DISK, e, __builtin_offsetof(struct esr_open_event, path) + len);
+	emit(&disk_events, s, ESR_KIND_DISK, e, __builtin_offsetof(struct esr_open_event, data) + at + len);
 	release_slot(&slot->claims);
 	return 0;
 }

@@ -19,7 +19,6 @@
 #define ESR_COMM_LEN 16
 #define ESR_PATH_MAX 4096      /* longest path recorded; longer ones are marked truncated */
 #define ESR_ARGV_MAX 32768     /* argv bytes recorded per exec; more is marked truncated */
-#define ESR_EXE_MAX 4096       /* bytes of the executed file's path components, leaf first */
 
 enum esr_kind { ESR_KIND_COMMAND = 0, ESR_KIND_DISK = 1, ESR_KIND_NETWORK = 2, ESR_KIND_COUNT = 3 };
 
@@ -40,22 +39,46 @@ struct esr_event_header {
 	char comm[ESR_COMM_LEN];
 };
 
+/*
+ * The file an open returned or an exec ran, read from its struct file: nothing of it comes from the
+ * caller's memory. Its path is walked in the kernel, leaf first, by put_file() below.
+ */
+#define ESR_FILE_PATH_MAX 4096 /* bound of a file's path components, leaf first, NULs included (path_len < it) */
+#define ESR_FILE_WALK_STEPS 48 /* path components and mount crossings walked; more is marked truncated */
+#define ESR_FS_TYPE_LEN 16
+
+/* esr_file.flags */
+enum esr_file_flag {
+	ESR_FILE_TRUNCATED = 1,         /* cut at the walk's bound: the root side of the path is missing */
+	ESR_FILE_DELETED = 2,           /* no link left: unlinked, O_TMPFILE, a memfd */
+	ESR_FILE_ANONYMOUS = 4,         /* no directory entry, a name the kernel makes up (d_dname): a memfd, pipe, socket, anon inode */
+	ESR_FILE_OUTSIDE_NAMESPACE = 8, /* its mount is not in the task's mount namespace (a detached open_tree(2) mount, another namespace's via /proc/PID/root): the path is from its filesystem's root */
+};
+
+struct esr_file {
+	__u64 ino;
+	__u32 dev;                    /* the superblock's s_dev: major << 20 | minor */
+	__u32 flags;                  /* enum esr_file_flag bits */
+	__u32 path_len;               /* bytes of the path's components, NULs included; 0: no file */
+	__u32 _pad;
+	char fs_type[ESR_FS_TYPE_LEN]; /* the filesystem's name: ext4, tmpfs, pipefs… */
+};
+
 /* esr_exec_event.flags */
 enum esr_exec_flag {
 	ESR_EXEC_PATH_TRUNCATED = 1,
 	ESR_EXEC_ARGV_TRUNCATED = 2,
-	ESR_EXEC_EXE_TRUNCATED = 4,   /* exe: more components than were walked; the root side is missing */
-	ESR_EXEC_EXE_DELETED = 8,     /* exe: the file has no link left (a memfd, or unlinked before its fd was executed) */
-	ESR_EXEC_INTERP_TRUNCATED = 16,
+	ESR_EXEC_INTERP_TRUNCATED = 4,
+	ESR_EXEC_FROM_CALLER = 8,     /* path and argv were read from the caller's memory (a failed exec) */
 };
 
 /*
  * An execve/execveat, successful (read after the exec, in the new image) or failed.
  * data holds, one after the other: the path as passed (bprm->filename: "/dev/fd/3" for an fd), the
  * interpreter the kernel ran for a script or binfmt_misc file (bprm->interp when it is not the
- * path), the executed file's own path as NUL-terminated components from the file up to the root
- * of its mount namespace (what /proc/PID/exe shows, in reverse; "memfd:x" for a memfd), and argv.
- * A failed exec has no interpreter and no file.
+ * path), the executed file's path components (exe.path_len bytes, see put_file), and argv.
+ * A failed exec has no interpreter and no file; its path and argv are what the caller's memory
+ * held at syscall exit.
  */
 struct esr_exec_event {
 	struct esr_event_header hdr;
@@ -66,27 +89,33 @@ struct esr_exec_event {
 	__u32 argv_total;             /* bytes of argv the process had (> argv_len when truncated) */
 	__u32 flags;                  /* enum esr_exec_flag bits */
 	__u32 interp_len;             /* bytes of interpreter after the path, no NUL; 0: none */
-	__u32 exe_len;                /* bytes of exe components after the interpreter, NULs included */
-	char data[ESR_PATH_MAX + ESR_PATH_MAX + ESR_EXE_MAX + ESR_ARGV_MAX];
+	__u32 mnt_ns;                 /* inode numbers of the task's mount and user namespaces */
+	__u32 user_ns;
+	__u32 _pad;
+	struct esr_file exe;          /* bprm->file: what ran, whatever the path named */
+	char data[ESR_PATH_MAX + ESR_PATH_MAX + ESR_FILE_PATH_MAX + ESR_ARGV_MAX];
 };
 
 /* esr_open_event.flags */
 enum esr_open_flag {
-	ESR_OPEN_PATH_TRUNCATED = 1,
+	ESR_OPEN_PATH_TRUNCATED = 1,  /* the requested path was longer than ESR_PATH_MAX */
+	ESR_OPEN_RESOLVED = 2,        /* `file` is the file the returned fd refers to */
 };
 
 /*
- * An open(2), openat(2), openat2(2) or creat(2), read at syscall exit: the path as the process
- * passed it (relative paths stay relative), the flags as passed and what the call returned.
+ * An open(2), openat(2), openat2(2) or creat(2), read at syscall exit: the file the returned fd
+ * refers to (its path components first in data), then the path as the process passed it, read back
+ * from its memory (relative paths stay relative), the flags as passed and what the call returned.
  */
 struct esr_open_event {
 	struct esr_event_header hdr;
 	__s32 return_code;            /* fd, or -errno */
 	__u32 flags;                  /* enum esr_open_flag bits */
 	__u64 open_flags;             /* openat2's are 64 bits; creat(2) is O_CREAT|O_WRONLY|O_TRUNC */
-	__u32 path_len;               /* bytes of path, no NUL */
+	__u32 path_len;               /* bytes of the requested path after the file's components, no NUL */
 	__u32 _pad;
-	char path[ESR_PATH_MAX];
+	struct esr_file file;         /* path_len 0 when the open failed */
+	char data[ESR_FILE_PATH_MAX + ESR_PATH_MAX];
 };
 
 /*
@@ -133,6 +162,8 @@ struct esr_boundary {
 	enum esr_exec_flag exec_flag;
 	enum esr_open_flag open_flag;
 	enum esr_network_operation network_operation;
+	enum esr_file_flag file_flag;
+	struct esr_file file;
 	struct esr_session session;
 	struct esr_event_header header;
 	struct esr_exec_event exec;
@@ -339,6 +370,111 @@ static __always_inline bool claim_slot(__u32 *claims)
 static __always_inline void release_slot(__u32 *claims)
 {
 	__sync_fetch_and_add(claims, -1);
+}
+
+/*
+ * The file a struct file is, for exec and disk events alike: its device, inode, filesystem and
+ * path, the path as prepend_path() builds it for /proc/PID/fd/N but leaf first, as NUL-terminated
+ * names: each dentry up to the root of its mount, then on from the mount point in the parent
+ * mount, until the root of the task's mount namespace (not the task's root: a chroot does not
+ * shorten it). A mount not in that namespace (a detached open_tree(2) clone, a mount of another
+ * namespace reached through /proc/PID/root) is left by its dentries up to its filesystem's root
+ * instead, and marked. A pseudo file (a memfd, a pipe) is its own root: just its name.
+ *
+ * Bound: ESR_FILE_WALK_STEPS steps (a component or a mount crossing each) and ESR_FILE_PATH_MAX
+ * bytes; a longer path is cut, root side missing, and marked ESR_FILE_TRUNCATED.
+ * `area` must have ESR_FILE_PATH_MAX + ESR_NAME_MAX_Z bytes of room. The write position lives in
+ * `out`, not in a register: a value loaded from memory is one the verifier does not track, so the
+ * states of every iteration look alike and the walk stays cheap to verify.
+ */
+#define ESR_NAME_MAX_Z 256 /* a dentry name (NAME_MAX 255) and its NUL */
+
+/* A dentry's parent and name pointer, next to each other in struct dentry on every kernel: one read. */
+struct esr_dentry_link {
+	struct dentry *parent;
+	__u64 hash_len;
+	const unsigned char *name;
+};
+
+static __always_inline int read_dentry_link(struct esr_dentry_link *link, struct dentry *d)
+{
+	__u64 parent_at = bpf_core_field_offset(struct dentry, d_parent);
+
+	if (bpf_core_field_offset(struct dentry, d_name.name) == parent_at + __builtin_offsetof(struct esr_dentry_link, name))
+		return bpf_probe_read_kernel(link, sizeof(*link), (void *)d + parent_at);
+	link->parent = BPF_CORE_READ(d, d_parent);
+	link->name = BPF_CORE_READ(d, d_name.name);
+	return 0;
+}
+
+static __always_inline void put_file(struct esr_file *out, char *area, struct file *file, struct task_struct *task)
+{
+	struct dentry *d = BPF_CORE_READ(file, f_path.dentry);
+	struct vfsmount *vfsmnt = BPF_CORE_READ(file, f_path.mnt);
+	__u64 mnt_off = bpf_core_field_offset(struct mount, mnt);
+	struct mount *mnt = (struct mount *)((void *)vfsmnt - mnt_off);
+	struct dentry *mnt_root = BPF_CORE_READ(vfsmnt, mnt_root);
+	struct mount *ns_root = BPF_CORE_READ(task, nsproxy, mnt_ns, root);
+	struct inode *inode = BPF_CORE_READ(file, f_inode);
+	struct super_block *sb = BPF_CORE_READ(inode, i_sb);
+	struct esr_dentry_link link;
+	bool done = false;
+
+	out->path_len = 0;
+	out->flags = 0;
+	out->ino = BPF_CORE_READ(inode, i_ino);
+	out->dev = BPF_CORE_READ(sb, s_dev);
+	if (bpf_probe_read_kernel_str(out->fs_type, sizeof(out->fs_type), BPF_CORE_READ(sb, s_type, name)) <= 0)
+		out->fs_type[0] = 0;
+	if (!d || !vfsmnt) {
+		out->flags |= ESR_FILE_TRUNCATED;
+		return;
+	}
+	if (BPF_CORE_READ(inode, i_nlink) == 0)
+		out->flags |= ESR_FILE_DELETED;
+	for (int i = 0; i < ESR_FILE_WALK_STEPS; i++) {
+		if (read_dentry_link(&link, d))
+			break;
+		if (!(out->flags & ESR_FILE_OUTSIDE_NAMESPACE) && d == mnt_root) {
+			struct mount *up = BPF_CORE_READ(mnt, mnt_parent);
+
+			if (up && up != mnt) {
+				d = BPF_CORE_READ(mnt, mnt_mountpoint);
+				mnt = up;
+				vfsmnt = (struct vfsmount *)((void *)up + mnt_off);
+				mnt_root = BPF_CORE_READ(vfsmnt, mnt_root);
+				continue;
+			}
+			if (mnt == ns_root) {
+				done = true;
+				break;
+			}
+			out->flags |= ESR_FILE_OUTSIDE_NAMESPACE;
+		}
+		if (d == link.parent && (out->flags & ESR_FILE_OUTSIDE_NAMESPACE)) {  /* its filesystem's root */
+			done = true;
+			break;
+		}
+		__u32 len = out->path_len;
+
+		if (len >= ESR_FILE_PATH_MAX - ESR_NAME_MAX_Z)  /* so path_len < ESR_FILE_PATH_MAX */
+			break;
+		barrier_var(len);
+		len &= ESR_FILE_PATH_MAX - 1;  /* a no-op the verifier can follow */
+		long n = bpf_probe_read_kernel_str(&area[len], ESR_NAME_MAX_Z, link.name);
+		if (n <= 0)
+			break;
+		out->path_len = len + n;
+		if (d == link.parent) {  /* a pseudo or disconnected dentry: nothing above it */
+			if (BPF_CORE_READ(d, d_op, d_dname))
+				out->flags |= ESR_FILE_ANONYMOUS;
+			done = true;
+			break;
+		}
+		d = link.parent;
+	}
+	if (!done)
+		out->flags |= ESR_FILE_TRUNCATED;
 }
 
 #endif /* ESR_USER_SIDE_ONLY */

@@ -5,6 +5,7 @@
  * lib/events/kinds/.
  */
 import type { EventKind, KindEvent, LostCounts } from "./kinds/index.ts";
+import type { KernelFile } from "./kinds/kind.ts";
 
 /** Who and where: the fields every event of a session repeats. */
 export interface SessionIdentity {
@@ -74,9 +75,11 @@ export function commonFields<Event extends string, Code extends string>(
 export const ARGV_TRUNCATED_MARKER = "[esr: argv truncated]";
 export const PATH_TRUNCATED_MARKER = "[esr: path truncated]";
 
-/** A path as recorded, visibly marked when the kernel side had to cut it, and the key saying so. */
-export function pathFields(path: string, truncated: boolean): { path: string; path_truncated?: true } {
-  return truncated ? { path: `${path} ${PATH_TRUNCATED_MARKER}`, path_truncated: true } : { path };
+/** A path under `key`, visibly marked when the kernel side had to cut it, and `key`_truncated saying so. */
+export function pathFields<Key extends string>(key: Key, path: string, truncated: boolean): PathFields<Key> {
+  return (
+    truncated ? { [key]: `${path} ${PATH_TRUNCATED_MARKER}`, [`${key}_truncated`]: true } : { [key]: path }
+  ) as PathFields<Key>;
 }
 
 /**
@@ -85,6 +88,33 @@ export function pathFields(path: string, truncated: boolean): { path: string; pa
  */
 export type SessionRecordingMode = "node";
 export const SESSION_RECORDING_MODE: SessionRecordingMode = "node";
+
+export type PathFields<Key extends string> = Record<Key, string> & Partial<Record<`${Key}_truncated`, true>>;
+
+/**
+ * A file as the kernel named it (KernelFile): its path under `key`, with `key`_deleted,
+ * `key`_anonymous and `key`_outside_namespace when they hold, and its device, inode and filesystem
+ * under `idPrefix`dev, ino and fs_type (the inode as a decimal string: it may not fit a JSON number).
+ */
+export function fileFields<Key extends string, Id extends string>(
+  key: Key,
+  idPrefix: Id,
+  file: KernelFile,
+): FileFields<Key, Id> {
+  // Built key by key: this runs for every open of an open storm.
+  const fields: Record<string, string | true> = pathFields(key, file.path, file.truncated);
+  if (file.deleted) fields[`${key}_deleted`] = true;
+  if (file.anonymous) fields[`${key}_anonymous`] = true;
+  if (file.outsideNamespace) fields[`${key}_outside_namespace`] = true;
+  fields[`${idPrefix}dev`] = file.dev;
+  fields[`${idPrefix}ino`] = String(file.ino);
+  fields[`${idPrefix}fs_type`] = file.fsType;
+  return fields as FileFields<Key, Id>;
+}
+
+export type FileFields<Key extends string, Id extends string> = PathFields<Key> &
+  Partial<Record<`${Key}_deleted` | `${Key}_anonymous` | `${Key}_outside_namespace`, true>> &
+  Record<`${Id}dev` | `${Id}ino` | `${Id}fs_type`, string>;
 
 export interface SessionStartEvent extends CommonFields<"session.start", "T2000I"> {
   enhanced_recording: boolean;

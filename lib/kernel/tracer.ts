@@ -3,8 +3,10 @@
  * record. Adding a session is a map update; `esr record` holds one session, `esr daemon` many.
  */
 import type { AnyEventKind, EventKind, KernelEventHeader, LostCounts } from "../events/kinds/index.ts";
+import type { HostView } from "../events/kinds/kind.ts";
 import { kindNamed } from "../events/kinds/index.ts";
 import { type CgroupRoot, type CgroupSlice, prepareCgroupRoot, removeStaleSlices } from "../sys/cgroup-slice.ts";
+import { hostView } from "./host-view.ts";
 import { bootTimeNs } from "../sys/libc.ts";
 import { ProgramSet } from "./program-set.ts";
 import { RingReader } from "./ring-reader.ts";
@@ -44,6 +46,7 @@ export class KernelTracer {
   private pending: KernelEvent[] = [];
   private readonly timer: ReturnType<typeof setInterval>;
   private closed = false;
+  private readonly host: HostView = hostView();
 
   private constructor(
     /** Where this recorder's session slices are created. */
@@ -134,6 +137,11 @@ export class KernelTracer {
 
   private decoder(name: EventKind): (bytes: Uint8Array) => void {
     const kind = kindNamed(name);
-    return (bytes) => this.pending.push({ kind, rec: kind.decode(bytes) });
+    // Checked as soon as read: the host's files may change later.
+    const check = kind.checkOnHost?.bind(kind);
+    return (bytes) => {
+      const rec = kind.decode(bytes);
+      this.pending.push({ kind, rec: check ? check(rec, this.host) : rec });
+    };
   }
 }

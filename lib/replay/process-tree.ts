@@ -3,7 +3,7 @@
  * exec's pid and ppid — with every exec of a process (a failed one, or `exec` replacing it), and
  * its connects and opens under it.
  */
-import { commandText, networkText, openText, type Paint, returnCodeText } from "./text-format.ts";
+import { commandText, execNotes, networkText, notesText, openText, type Paint, returnCodeText } from "./text-format.ts";
 import type { AuditEvent } from "../events/audit-events.ts";
 import type { SessionCommandEvent, SessionDiskEvent, SessionNetworkEvent } from "../events/kinds/index.ts";
 
@@ -80,7 +80,8 @@ function execText(e: SessionCommandEvent, paint: Paint): string {
   const rc = e.return_code;
   const failed = rc < 0;
   const command = commandText(e);
-  return `${paint(failed ? "red" : "bold", command)} ${paint(failed ? "red" : "green", `= ${returnCodeText(rc)}`)}`;
+  const notes = notesText(execNotes(e));
+  return `${paint(failed ? "red" : "bold", command)}${paint("yellow", notes)} ${paint(failed ? "red" : "green", `= ${returnCodeText(rc)}`)}`;
 }
 
 /** One line per distinct network event or open, in order of first occurrence, with how many times it happened. */

@@ -24,9 +24,49 @@ export function commandText(e: SessionCommandEvent): string {
   return shellQuote([e.path, ...(e.argv ?? [])]);
 }
 
-/** An open: the path, the flags and what it returned. */
+/** An open: the path, what it does not say by itself (openNotes), the flags and what it returned. */
 export function openText(e: SessionDiskEvent): string {
-  return `open ${shellQuote([e.path])} flags=0x${Number(e.flags).toString(16)} = ${returnCodeText(e.return_code)}`;
+  return `open ${shellQuote([e.path])}${notesText(openNotes(e))} flags=0x${Number(e.flags).toString(16)} = ${returnCodeText(e.return_code)}`;
+}
+
+const CALLER_MEMORY = "from the caller's memory";
+
+/** What an open's path does not say: what the caller asked for, and whether the path is only that. */
+export function openNotes(e: SessionDiskEvent): string[] {
+  const notes: string[] = [];
+  if (e.requested_path !== undefined) notes.push(`requested ${shellQuote([e.requested_path])}, ${CALLER_MEMORY}`);
+  if (e.from_caller_memory?.includes("path")) notes.push(`as requested, ${CALLER_MEMORY}`);
+  if (e.path_deleted) notes.push("deleted");
+  if (e.path_outside_namespace) notes.push(`not in the mount namespace: path within its filesystem, dev ${e.dev}`);
+  return notes;
+}
+
+/**
+ * What an exec's path does not say: that the process sees another mount namespace, where a path
+ * may name another file than the host's (ExecOnHost), and what was only the caller's memory.
+ */
+export function execNotes(e: SessionCommandEvent): string[] {
+  const notes: string[] = [];
+  const file = `dev ${e.exe_dev} ino ${e.exe_ino}`;
+  if (e.exe_outside_namespace) notes.push(`file not in the mount namespace: ${e.exe} within its filesystem, ${file}`);
+  if (e.other_mount_ns) {
+    const onHost =
+      e.exe_on_host === "different"
+        ? `: file is ${file}, not ${e.exe}`
+        : e.exe_on_host === "missing"
+          ? `: file is ${file}, the host has no ${e.exe}`
+          : "";
+    notes.push(`other mount namespace${onHost}`);
+  }
+  if (e.other_user_ns) notes.push("other user namespace");
+  if (e.exe_deleted) notes.push(`file ${e.exe} deleted`);
+  if (e.from_caller_memory) notes.push(`${e.from_caller_memory.join(" and ")} as requested, ${CALLER_MEMORY}`);
+  return notes;
+}
+
+/** Notes as one bracket after what they are about, or nothing. */
+export function notesText(notes: string[]): string {
+  return notes.length ? ` [${fieldText(notes.join("; "))}]` : "";
 }
 
 /**
@@ -104,7 +144,7 @@ function details(e: AuditEvent): string {
     case "exec":
       return `${fieldText(e.command)} exitCode=${fieldText(e.exitCode)}${e.exitError ? ` (${fieldText(e.exitError)})` : ""}`;
     case "session.command":
-      return `${commandText(e)}  [ppid ${fieldText(e.ppid)}, ${fieldText(e.program)}] = ${returnCodeText(e.return_code)}`;
+      return `${commandText(e)}${notesText(execNotes(e))}  [ppid ${fieldText(e.ppid)}, ${fieldText(e.program)}] = ${returnCodeText(e.return_code)}`;
     case "session.network":
       // An accept has no process: the kernel completed it (a process may name itself anything, even "").
       return `${Number(e.operation) === NETWORK_OPERATION.accept ? "(kernel)" : fieldText(e.program)} ${networkAddressText(e)}`;

@@ -81,9 +81,16 @@ printf '#!/bin/sh\n/bin/echo script-marker\n' > "$WORK/script.sh"
 chmod 755 "$WORK/script.sh"
 echo open-marker > "$WORK/open-marker"
 chmod 644 "$WORK/open-marker"
+ln -s open-marker "$WORK/link-marker"
+real_work=$(readlink -f "$WORK")
+# The file /bin/echo runs, by device (major:minor of st_dev) and inode, as the exec event must name it.
+echo_file=$(readlink -f /bin/echo)
+echo_dev=$(stat -L -c %d "$echo_file")
+echo_dev=$(((echo_dev >> 8 & 0xfff) | (echo_dev >> 32 & ~0xfff))):$(((echo_dev & 0xff) | (echo_dev >> 12 & ~0xff)))
+echo_ino=$(stat -L -c %i "$echo_file")
 rec user "$WORK/esr.yaml" "$LOGIN" "echo $encoded | base64 -d | sh; $WORK/script.sh; /no/such/file arg1
   \"$HELPER\" fexecve $(readlink -f /bin/echo) echo memfd-marker
-  \"$HELPER\" connect 127.0.0.1 9; \"$HELPER\" connect ::1 9; cat $WORK/open-marker; cat /no/such/open
+  \"$HELPER\" connect 127.0.0.1 9; \"$HELPER\" connect ::1 9; cat $WORK/open-marker; cat $WORK/link-marker; cat /no/such/open
   setsid sh -c 'sleep 2; /bin/echo linger-marker' & exit 0"
 has user pipeline "$cmd" '"argv":["-d"]' '"return_code":0'
 has user pipeline-decoded "$cmd" '"path":"/bin/echo"' '"argv":["obf-marker"]'
@@ -93,8 +100,10 @@ has user failed-exec "$cmd" '"path":"/no/such/file"' '"argv":["arg1"]' '"return_
 has user memfd-exec "$cmd" '"exe":"/memfd:esr-matrix' '"argv":["memfd-marker"]'
 has user connect-ipv4 "$net" '"dst_addr":"127.0.0.1"' '"dst_port":9' '"version":4'
 has user connect-ipv6 "$net" '"dst_addr":"::1"' '"dst_port":9' '"version":6'
-has user open "$disk" "\"path\":\"$WORK/open-marker\"" '"program":"cat"'
-has user open-failed "$disk" '"path":"/no/such/open"' '"return_code":-2'
+has user open "$disk" "\"path\":\"$real_work/open-marker\"" '"program":"cat"'
+has user open-failed "$disk" '"path":"/no/such/open"' '"return_code":-2' '"from_caller_memory":["path"]'
+has user open-symlink "$disk" "\"path\":\"$real_work/open-marker\"" "\"requested_path\":\"$WORK/link-marker\"" '"program":"cat"'
+has user exe-dev-ino "$cmd" '"path":"/bin/echo"' '"argv":["obf-marker"]' "\"exe_dev\":\"$echo_dev\"" "\"exe_ino\":\"$echo_ino\""
 has user setsid-linger "$cmd" '"argv":["linger-marker"]'
 
 # A bind shell: the session listens on 127.0.0.1 and ::1 and serves one connection on each, from

@@ -1,12 +1,14 @@
 /**
  * Disk events (docs/contract.md §3 session.disk): every open, openat, openat2 and creat of a session's
- * processes, with the path and flags as passed and the return code; nothing from outside.
+ * processes, with the file opened (path, dev, ino), the path and flags as passed and the return
+ * code; nothing from outside. test/e2e/truth-path.test.ts attacks the difference between the two paths.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, realpathSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { PATH_TRUNCATED_MARKER, type AuditEvent } from "../../lib/events/audit-events.ts";
 import type { SessionDiskEvent } from "../../lib/events/kinds/index.ts";
+import { deviceText } from "../../lib/kernel/host-view.ts";
 import { ESR_COMMON_FIELDS, fieldTypes } from "../support/fields.ts";
 import { FIXTURES, ofType, record, replayEvents, tempDir } from "../support/harness.ts";
 import { i386Abi, SHELL_STATUS_SIGSEGV } from "../support/i386-abi.ts";
@@ -96,13 +98,23 @@ describe("session.disk", () => {
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
+  /** The name as passed: requested_path where it differs from the file opened, else path. */
+  const requested = (e: SessionDiskEvent) => e.requested_path ?? e.path;
   const opens = (program: string, path?: string) =>
-    disk.filter((e) => e.program === program && (path === undefined || e.path === path));
+    disk.filter((e) => e.program === program && (path === undefined || requested(e) === path));
   const execPid = (program: string) => ofType(events, "session.command").find((e) => e.program === program)?.pid;
 
-  test("cat F: read-only, an fd, the path as passed, the pid of cat's exec", () => {
+  test("cat F: read-only, an fd, the file opened and the path as passed, the pid of cat's exec", () => {
     const [open, ...more] = opens("cat", "F");
     expect(more).toEqual([]);
+    const st = statSync(join(dir, "F"), { bigint: true });
+    expect(open).toMatchObject({
+      path: join(realpathSync(dir), "F"),
+      requested_path: "F",
+      from_caller_memory: ["requested_path"],
+      ino: String(st.ino),
+      dev: deviceText(st.dev),
+    });
     expect({ flags: open?.flags, fd: (open?.return_code ?? -1) >= 3, pid: open?.pid }).toEqual({
       flags: 0,
       fd: true,
@@ -122,8 +134,10 @@ describe("session.disk", () => {
     expect(open?.return_code).toBeGreaterThanOrEqual(0);
   });
 
-  test("a failed open returns -ENOENT", () => {
-    expect(opens("cat", "MISSING").map((e) => e.return_code)).toEqual([-ENOENT]);
+  test("a failed open returns -ENOENT, its path the caller's", () => {
+    expect(opens("cat", "MISSING").map((e) => [e.path, e.return_code, e.from_caller_memory])).toEqual([
+      ["MISSING", -ENOENT, ["path"]],
+    ]);
   });
 
   test("a path longer than PATH_MAX: its first 4096 bytes, a visible marker, path_truncated", () => {
@@ -146,15 +160,18 @@ describe("session.disk", () => {
 
   test("the longest path the kernel accepts (4095 bytes) is recorded whole", () => {
     const [open] = opens("cat", LONGEST_PATH);
-    expect(open && { truncated: "path_truncated" in open, ok: open.return_code >= 0 }).toEqual({
-      truncated: false,
-      ok: true,
-    });
+    expect(
+      open && {
+        truncated: "path_truncated" in open || "requested_path_truncated" in open,
+        ok: open.return_code >= 0,
+        path: open.path,
+      },
+    ).toEqual({ truncated: false, ok: true, path: join(realpathSync(dir), "F") });
   });
 
   test("open(2), creat(2) and openat2(2), called directly", () => {
-    const mine = opens("perl").filter((e) => e.path === "F" || e.path === "NEW64");
-    expect(mine.map(({ path, flags }) => ({ path, flags }))).toEqual([
+    const mine = opens("perl").filter((e) => requested(e) === "F" || requested(e) === "NEW64");
+    expect(mine.map((e) => ({ path: requested(e), flags: e.flags }))).toEqual([
       { path: "F", flags: 0 },
       { path: "NEW64", flags: O_CREAT | O_WRONLY | O_TRUNC },
       { path: "F", flags: O_CLOEXEC },
@@ -165,7 +182,7 @@ describe("session.disk", () => {
   const abi = i386Abi();
   if (abi.available) {
     test("a 32-bit program's opens through the i386 ABI (open, openat, creat)", () => {
-      expect(opens("open32").map(({ path, flags, return_code }) => ({ path, flags, return_code }))).toEqual([
+      expect(opens("open32").map((e) => ({ path: requested(e), flags: e.flags, return_code: e.return_code }))).toEqual([
         { path: "F", flags: 0, return_code: 3 },
         { path: "F", flags: O_CLOEXEC, return_code: 4 },
         { path: "NEW32", flags: O_CREAT | O_WRONLY | O_TRUNC, return_code: 5 },
@@ -191,12 +208,25 @@ describe("session.disk", () => {
     expect(disk.filter((e) => !sessionPids.has(e.pid))).toEqual([]);
   });
 
-  test("every field of docs/contract.md §3, with its JSON type, and nothing else", () => {
+  test("every field of docs/contract.md §3, with its JSON type, and only esr's own beside them", () => {
     const expected = { ...ESR_COMMON_FIELDS, path: "string", flags: "number", return_code: "number" } as const;
+    const file = { dev: "string", ino: "string", fs_type: "string" } as const;
+    const optional = new Set([
+      "path_truncated",
+      "requested_path",
+      "requested_path_truncated",
+      "from_caller_memory",
+      "path_deleted",
+      "path_anonymous",
+      "path_outside_namespace",
+    ]);
     for (const e of disk) {
       expect(fieldTypes(e, expected)).toEqual(expected);
       expect({ event: e.event, code: e.code }).toEqual({ event: "session.disk", code: "T4001I" });
-      expect(Object.keys(e).filter((k) => !(k in expected))).toEqual(e.path_truncated ? ["path_truncated"] : []);
+      // A successful open names its file; a failed one has none, and says its path is the caller's.
+      if (e.return_code >= 0) expect(fieldTypes(e, file)).toEqual(file);
+      else expect(e.from_caller_memory).toEqual(["path"]);
+      expect(Object.keys(e).filter((k) => !(k in expected) && !(k in file) && !optional.has(k))).toEqual([]);
     }
   });
 

@@ -92,7 +92,9 @@ describe("the tree of a known session", () => {
       expect(depth(i)).toBe(8);
       expect(i).toBeGreaterThan(line(sh.pid));
     }
-    expect(lines[line(execOf("/no/such/program").pid)]).toMatch(/^[├└]── \d+ \/no\/such\/program --flag = -2 ENOENT$/);
+    expect(lines[line(execOf("/no/such/program").pid)]).toMatch(
+      /^[├└]── \d+ \/no\/such\/program --flag \[path and argv as requested, from the caller's memory\] = -2 ENOENT$/,
+    );
     expect(lines).toContainEqual(expect.stringMatching(/^ +open \/etc\/hostname flags=0x[0-9a-f]+ = \d+$/));
   });
 
@@ -103,7 +105,9 @@ describe("the tree of a known session", () => {
     const plain = new PtySession([ESR, "replay", sid, "--data-dir", dataDir, "--tree"], { env: { NO_COLOR: "1" } });
     expect(await plain.exited()).toBe(0);
     expect(plain.screen).not.toContain("\x1b");
-    expect(plain.screen).toContain("/no/such/program --flag = -2 ENOENT");
+    expect(plain.screen).toContain(
+      "/no/such/program --flag [path and argv as requested, from the caller's memory] = -2 ENOENT",
+    );
   });
 });
 

@@ -4,7 +4,7 @@
  * process and file utilities. Nothing here mocks the kernel: everything runs for real.
  */
 import { chmodSync, existsSync, readFileSync, readdirSync, statSync } from "node:fs";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { ESR, FIXTURES, tempDir } from "./harness.ts";
 
 /** Fails with the name of what is missing, never skips. */
@@ -13,23 +13,30 @@ export function requireRootAndEsr() {
   if (!existsSync(ESR)) throw new Error(`${ESR} is missing: run bun scripts/build.ts first`);
 }
 
-let evadeBin: string | undefined;
+const fixturePrograms = new Map<string, string>();
 
-/** test/fixtures/evade.c, compiled once per test file into a directory anyone can read. */
-export function evade(): string {
-  if (evadeBin) return evadeBin;
-  const dir = tempDir("esr-evade-");
+/**
+ * A C program of test/fixtures/ (`source`, relative to it), compiled once per test file into a
+ * directory anyone can read, so that a session of another user can run it.
+ */
+export function fixtureProgram(source: string, compiler: "clang" | "gcc" = "clang"): string {
+  const built = fixturePrograms.get(source);
+  if (built) return built;
+  const dir = tempDir("esr-fixture-");
   chmodSync(dir, 0o755);
-  const out = join(dir, "evade");
-  const cc = Bun.spawnSync(["clang", "-O2", "-Wall", "-pthread", "-o", out, join(FIXTURES, "evade.c")], {
+  const out = join(dir, basename(source, ".c"));
+  const cc = Bun.spawnSync([compiler, "-O2", "-Wall", "-Werror", "-pthread", "-o", out, join(FIXTURES, source)], {
     stderr: "pipe",
   });
   if (cc.exitCode !== 0)
-    throw new Error(
-      `cannot build test/fixtures/evade.c with clang (a build dependency of esr): ${cc.stderr.toString()}`,
-    );
-  evadeBin = out;
+    throw new Error(`cannot build test/fixtures/${source} with ${compiler}: ${cc.stderr.toString()}`);
+  fixturePrograms.set(source, out);
   return out;
+}
+
+/** test/fixtures/evade.c, with the host's clang (a build dependency of esr). */
+export function evade(): string {
+  return fixtureProgram("evade.c");
 }
 
 /** Every path under `dir`, itself included. */

@@ -26,6 +26,8 @@ const exec = (ei: number, ms: number, path: string, argv: string[], extra: objec
   path,
   argv,
   return_code: 0,
+  mount_ns: 4026531841,
+  user_ns: 4026531837,
   ...extra,
 });
 const frame = (ms: number, text: string) => ({ ms, bytes: Buffer.from(text) });

@@ -5,12 +5,25 @@
 import {
   ARGV_TRUNCATED_MARKER,
   commonFields,
+  fileFields,
   pathFields,
-  PATH_TRUNCATED_MARKER,
   type CommonFields,
+  type FileFields,
+  type PathFields,
   type ProcessFields,
+  type SessionIdentity,
 } from "../audit-events.ts";
-import { decodeHeader, eventView, utf8Text, type EventKindSpec, type KernelEventHeader } from "./kind.ts";
+import {
+  decodeFile,
+  decodeHeader,
+  eventView,
+  filePathBytes,
+  utf8Text,
+  type EventKindSpec,
+  type HostView,
+  type KernelEventHeader,
+  type KernelFile,
+} from "./kind.ts";
 import { esr_exec_event, esr_exec_flag, esr_kind } from "./kernel-layout.generated.ts";
 
 /** struct esr_exec_event */
@@ -26,38 +39,56 @@ export interface KernelExec extends KernelEventHeader {
   argvTruncated: boolean;
   /** bytes of argv the process had */
   argvBytes: number;
+  /** path and argv were read from the caller's memory at syscall exit (a failed exec), not from the kernel's copy */
+  fromCallerMemory: boolean;
   /** the interpreter the kernel ran for a script or binfmt_misc file, if any (successful execs only) */
   interpreter?: string;
   interpreterTruncated: boolean;
-  /**
-   * The file the kernel executed, as /proc/PID/exe names it: symlinks and fds resolved, relative to
-   * the root of the process's mount namespace; a memfd is "/memfd:NAME". Successful execs only.
-   */
-  exe?: string;
-  /** more components than the kernel side walks: `exe` lacks its leading directories (and its leading "/") */
-  exeTruncated: boolean;
-  /** the file had no link left: a memfd, or a file unlinked before its fd was executed */
-  exeDeleted: boolean;
+  /** The file the kernel executed (bprm->file), as /proc/PID/exe names it. Successful execs only. */
+  exe?: KernelFile;
+  /** inode numbers of the task's mount and user namespaces */
+  mountNs: number;
+  userNs: number;
+  /** set by checkOnHost */
+  host?: ExecOnHost;
 }
 
-export interface SessionCommandEvent extends CommonFields<"session.command", "T4000I">, ProcessFields {
-  ppid: number;
-  /** the executable as the exec call named it */
-  path: string;
-  path_truncated?: true;
-  /** the arguments without argv[0] */
-  argv: string[];
-  argv_truncated?: true;
-  /** 0, or the negative errno of a failed exec */
-  return_code: number;
-  /** esr's: the file that ran (symlinks, /dev/fd/N and memfds resolved) */
-  exe?: string;
-  exe_truncated?: true;
-  exe_deleted?: true;
-  /** esr's: what the kernel ran for a script */
-  interpreter?: string;
-  interpreter_truncated?: true;
+/** An exec beside the recorder's own namespaces and files. */
+export interface ExecOnHost {
+  otherMountNs: boolean;
+  otherUserNs: boolean;
+  /**
+   * In another mount namespace, `exe` names a path there: whether the recorder's file at that path
+   * is the one that ran (same device and inode), another one, or none. Unset in the recorder's own
+   * namespace, where `exe` is the host's path.
+   */
+  exeOnHost?: ExeOnHost;
 }
+
+export type ExeOnHost = "same" | "different" | "missing";
+
+export type SessionCommandEvent = CommonFields<"session.command", "T4000I"> &
+  ProcessFields &
+  PathFields<"path"> &
+  Partial<FileFields<"exe", "exe_">> &
+  Partial<PathFields<"interpreter">> & {
+    ppid: number;
+    /** the arguments without argv[0] */
+    argv: string[];
+    argv_truncated?: true;
+    /** 0, or the negative errno of a failed exec */
+    return_code: number;
+    /** esr's: the fields read from the caller's memory rather than from the kernel's objects */
+    from_caller_memory?: ("path" | "argv")[];
+    /** esr's: inode numbers of the process's mount and user namespaces */
+    mount_ns: number;
+    user_ns: number;
+    /** esr's: namespaces other than the recorder's */
+    other_mount_ns?: true;
+    other_user_ns?: true;
+    /** esr's: in another mount namespace, what the recorder's file at `exe` is (ExecOnHost.exeOnHost) */
+    exe_on_host?: ExeOnHost;
+  };
 
 const L = esr_exec_event;
 const F = esr_exec_flag;
@@ -67,7 +98,7 @@ function decode(bytes: Uint8Array): KernelExec {
   const u32 = (field: { offset: number }) => view.getUint32(field.offset, true);
   const pathLen = u32(L.path_len);
   const interpLen = u32(L.interp_len);
-  const exeLen = u32(L.exe_len);
+  const exeLen = filePathBytes(view, L.exe.offset);
   const argvLen = u32(L.argv_len);
   const flags = u32(L.flags);
   // data holds path, interpreter, exe components and argv, one after the other.
@@ -80,12 +111,6 @@ function decode(bytes: Uint8Array): KernelExec {
   const argv = utf8Text(bytes, argvStart, argvEnd).split("\0");
   // A complete block ends with a NUL, which leaves one empty string after the split.
   if (argv.length > 0 && argv[argv.length - 1] === "") argv.pop();
-  // exe comes leaf first, one NUL-terminated name per component.
-  const components = utf8Text(bytes, exeStart, argvStart).split("\0");
-  if (components[components.length - 1] === "") components.pop();
-  const exeTruncated = (flags & F.ESR_EXEC_EXE_TRUNCATED) !== 0;
-  // Cut short, it lacks its leading directories: then it is left relative rather than made up.
-  const exe = exeLen > 0 ? `${exeTruncated ? "" : "/"}${components.reverse().join("/")}` : undefined;
   return {
     ...decodeHeader(view, bytes),
     ppid: u32(L.ppid),
@@ -95,23 +120,35 @@ function decode(bytes: Uint8Array): KernelExec {
     argv,
     argvTruncated: (flags & F.ESR_EXEC_ARGV_TRUNCATED) !== 0,
     argvBytes: u32(L.argv_total),
+    fromCallerMemory: (flags & F.ESR_EXEC_FROM_CALLER) !== 0,
     ...(interpLen > 0 ? { interpreter: utf8Text(bytes, interpStart, exeStart) } : {}),
     interpreterTruncated: (flags & F.ESR_EXEC_INTERP_TRUNCATED) !== 0,
-    ...(exe !== undefined ? { exe } : {}),
-    exeTruncated,
-    exeDeleted: (flags & F.ESR_EXEC_EXE_DELETED) !== 0,
+    ...(exeLen > 0 ? { exe: decodeFile(view, bytes, L.exe.offset, exeStart) } : {}),
+    mountNs: u32(L.mnt_ns),
+    userNs: u32(L.user_ns),
   };
 }
 
-/** A path esr adds beyond Teleport's keys (Teleport tooling ignores unknown keys), marked when cut. */
-function extraPath<K extends string>(key: K, value: string | undefined, truncated: boolean) {
-  if (value === undefined) return {};
-  return truncated
-    ? ({ [key]: `${value} ${PATH_TRUNCATED_MARKER}`, [`${key}_truncated`]: true } as Record<K, string>)
-    : ({ [key]: value } as Record<K, string>);
+function checkOnHost(rec: KernelExec, host: HostView): KernelExec {
+  const otherMountNs = rec.mountNs !== host.mountNs;
+  const exe = rec.exe;
+  // A path cut short, made up for an anonymous file, or from outside the namespace names nothing here.
+  const comparable = otherMountNs && exe && !exe.truncated && !exe.anonymous && !exe.outsideNamespace;
+  const found = comparable ? host.fileAt(exe.path) : undefined;
+  const exeOnHost: ExeOnHost | undefined = !comparable
+    ? undefined
+    : !found
+      ? "missing"
+      : found.dev === exe.dev && found.ino === exe.ino
+        ? "same"
+        : "different";
+  return {
+    ...rec,
+    host: { otherMountNs, otherUserNs: rec.userNs !== host.userNs, ...(exeOnHost ? { exeOnHost } : {}) },
+  };
 }
 
-function build(id: Parameters<typeof commonFields>[0], ei: number, rec: KernelExec, time: Date): SessionCommandEvent {
+function build(id: SessionIdentity, ei: number, rec: KernelExec, time: Date): SessionCommandEvent {
   const argv = rec.argv.slice(1);
   if (rec.argvTruncated) argv.push(`${ARGV_TRUNCATED_MARKER} ${rec.argvBytes} bytes in all`);
   return {
@@ -120,14 +157,19 @@ function build(id: Parameters<typeof commonFields>[0], ei: number, rec: KernelEx
     ...(rec.argvTruncated ? { argv_truncated: true } : {}),
     audit_session_id: rec.auditSessionId,
     cgroup_id: Number(rec.cgroupId),
-    ...extraPath("exe", rec.exe, rec.exeTruncated),
-    ...(rec.exeDeleted ? { exe_deleted: true } : {}),
-    ...extraPath("interpreter", rec.interpreter, rec.interpreterTruncated),
-    ...pathFields(rec.path, rec.pathTruncated),
+    ...(rec.exe ? fileFields("exe", "exe_", rec.exe) : {}),
+    ...(rec.host?.exeOnHost ? { exe_on_host: rec.host.exeOnHost } : {}),
+    ...(rec.fromCallerMemory ? { from_caller_memory: ["path", "argv"] } : {}),
+    ...(rec.interpreter !== undefined ? pathFields("interpreter", rec.interpreter, rec.interpreterTruncated) : {}),
+    mount_ns: rec.mountNs,
+    ...(rec.host?.otherMountNs ? { other_mount_ns: true } : {}),
+    ...(rec.host?.otherUserNs ? { other_user_ns: true } : {}),
+    ...pathFields("path", rec.path, rec.pathTruncated),
     pid: rec.pid,
     ppid: rec.ppid,
     program: rec.comm,
     return_code: rec.returnCode,
+    user_ns: rec.userNs,
   };
 }
 
@@ -141,4 +183,5 @@ export const commandKind = {
   code: "T4000I",
   decode,
   build,
+  checkOnHost,
 } as const satisfies EventKindSpec<"command", KernelExec, SessionCommandEvent>;

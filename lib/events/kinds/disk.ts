@@ -1,12 +1,24 @@
 /** Disk events: every open(2), openat(2), openat2(2) and creat(2) of a session's processes (bpf/disk.bpf.c). */
 import {
   commonFields,
+  fileFields,
   pathFields,
   type CommonFields,
+  type FileFields,
+  type PathFields,
   type ProcessFields,
   type SessionIdentity,
 } from "../audit-events.ts";
-import { decodeHeader, eventView, utf8Text, type EventKindSpec, type KernelEventHeader } from "./kind.ts";
+import {
+  decodeFile,
+  decodeHeader,
+  eventView,
+  filePathBytes,
+  utf8Text,
+  type EventKindSpec,
+  type KernelEventHeader,
+  type KernelFile,
+} from "./kind.ts";
 import { esr_kind, esr_open_event, esr_open_flag } from "./kernel-layout.generated.ts";
 
 /** struct esr_open_event */
@@ -15,42 +27,60 @@ export interface KernelOpen extends KernelEventHeader {
   returnCode: number;
   /** the open flags as passed (creat(2): O_CREAT|O_WRONLY|O_TRUNC) */
   openFlags: number;
-  /** as passed: relative paths stay relative */
-  path: string;
-  /** the path was longer than ESR_PATH_MAX bytes; `path` holds the first ESR_PATH_MAX */
-  pathTruncated: boolean;
+  /** the file the returned fd refers to; undefined when the open failed */
+  file?: KernelFile;
+  /** the path as passed, read back from the caller's memory at syscall exit: relative paths stay relative */
+  requestedPath: string;
+  /** the requested path was longer than ESR_PATH_MAX bytes; `requestedPath` holds the first ESR_PATH_MAX */
+  requestedPathTruncated: boolean;
 }
 
-export interface SessionDiskEvent extends CommonFields<"session.disk", "T4001I">, ProcessFields {
-  path: string;
-  path_truncated?: true;
-  /** the open flags as passed */
-  flags: number;
-  /** fd, or -errno */
-  return_code: number;
-}
+export type SessionDiskEvent = CommonFields<"session.disk", "T4001I"> &
+  ProcessFields &
+  PathFields<"path"> &
+  Partial<FileFields<"path", "">> &
+  Partial<PathFields<"requested_path">> & {
+    /** the open flags as passed */
+    flags: number;
+    /** fd, or -errno */
+    return_code: number;
+    /**
+     * esr's: the fields read from the caller's memory rather than from the kernel's objects: `path`
+     * of a failed open (there is no file), `requested_path` of one that did not name the file opened
+     * in so many words.
+     */
+    from_caller_memory?: ("path" | "requested_path")[];
+  };
 
 const L = esr_open_event;
 
 function decode(bytes: Uint8Array): KernelOpen {
   const view = eventView(bytes);
-  const pathEnd = Math.min(L.path.offset + view.getUint32(L.path_len.offset, true), bytes.length);
+  const resolved = (view.getUint32(L.flags.offset, true) & esr_open_flag.ESR_OPEN_RESOLVED) !== 0;
+  const requestedStart = Math.min(L.data.offset + filePathBytes(view, L.file.offset), bytes.length);
+  const requestedEnd = Math.min(requestedStart + view.getUint32(L.path_len.offset, true), bytes.length);
   return {
     ...decodeHeader(view, bytes),
     returnCode: view.getInt32(L.return_code.offset, true),
-    pathTruncated: (view.getUint32(L.flags.offset, true) & esr_open_flag.ESR_OPEN_PATH_TRUNCATED) !== 0,
     openFlags: Number(view.getBigUint64(L.open_flags.offset, true)),
-    path: utf8Text(bytes, L.path.offset, pathEnd),
+    ...(resolved ? { file: decodeFile(view, bytes, L.file.offset, L.data.offset) } : {}),
+    requestedPath: utf8Text(bytes, requestedStart, requestedEnd),
+    requestedPathTruncated: (view.getUint32(L.flags.offset, true) & esr_open_flag.ESR_OPEN_PATH_TRUNCATED) !== 0,
   };
 }
 
+/** `path` is what was opened; what the caller asked for is kept beside it when it says something else. */
 function build(id: SessionIdentity, ei: number, rec: KernelOpen, time: Date): SessionDiskEvent {
+  const { file, requestedPath, requestedPathTruncated } = rec;
+  const requestedDiffers = file !== undefined && (requestedPath !== file.path || requestedPathTruncated);
   return {
     ...commonFields(id, "session.disk", "T4001I", ei, time),
     audit_session_id: rec.auditSessionId,
     cgroup_id: Number(rec.cgroupId),
     flags: rec.openFlags,
-    ...pathFields(rec.path, rec.pathTruncated),
+    ...(file ? fileFields("path", "", file) : pathFields("path", requestedPath, requestedPathTruncated)),
+    ...(requestedDiffers ? pathFields("requested_path", requestedPath, requestedPathTruncated) : {}),
+    ...(!file ? { from_caller_memory: ["path"] } : requestedDiffers ? { from_caller_memory: ["requested_path"] } : {}),
     pid: rec.pid,
     program: rec.comm,
     return_code: rec.returnCode,

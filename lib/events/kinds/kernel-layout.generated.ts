@@ -4,9 +4,15 @@
 export const esr_exec_flag = {
   ESR_EXEC_PATH_TRUNCATED: 1,
   ESR_EXEC_ARGV_TRUNCATED: 2,
-  ESR_EXEC_EXE_TRUNCATED: 4,
-  ESR_EXEC_EXE_DELETED: 8,
-  ESR_EXEC_INTERP_TRUNCATED: 16,
+  ESR_EXEC_INTERP_TRUNCATED: 4,
+  ESR_EXEC_FROM_CALLER: 8,
+} as const;
+
+export const esr_file_flag = {
+  ESR_FILE_TRUNCATED: 1,
+  ESR_FILE_DELETED: 2,
+  ESR_FILE_ANONYMOUS: 4,
+  ESR_FILE_OUTSIDE_NAMESPACE: 8,
 } as const;
 
 export const esr_kind = {
@@ -24,6 +30,7 @@ export const esr_network_operation = {
 
 export const esr_open_flag = {
   ESR_OPEN_PATH_TRUNCATED: 1,
+  ESR_OPEN_RESOLVED: 2,
 } as const;
 
 export const esr_event_header = {
@@ -37,7 +44,7 @@ export const esr_event_header = {
 } as const;
 
 export const esr_exec_event = {
-  sizeof: 45136,
+  sizeof: 45184,
   hdr: { offset: 0, size: 48 },
   ppid: { offset: 48, size: 4 },
   return_code: { offset: 52, size: 4 },
@@ -46,8 +53,21 @@ export const esr_exec_event = {
   argv_total: { offset: 64, size: 4 },
   flags: { offset: 68, size: 4 },
   interp_len: { offset: 72, size: 4 },
-  exe_len: { offset: 76, size: 4 },
-  data: { offset: 80, size: 45056 },
+  mnt_ns: { offset: 76, size: 4 },
+  user_ns: { offset: 80, size: 4 },
+  _pad: { offset: 84, size: 4 },
+  exe: { offset: 88, size: 40 },
+  data: { offset: 128, size: 45056 },
+} as const;
+
+export const esr_file = {
+  sizeof: 40,
+  ino: { offset: 0, size: 8 },
+  dev: { offset: 8, size: 4 },
+  flags: { offset: 12, size: 4 },
+  path_len: { offset: 16, size: 4 },
+  _pad: { offset: 20, size: 4 },
+  fs_type: { offset: 24, size: 16 },
 } as const;
 
 export const esr_network_event = {
@@ -62,14 +82,15 @@ export const esr_network_event = {
 } as const;
 
 export const esr_open_event = {
-  sizeof: 4168,
+  sizeof: 8304,
   hdr: { offset: 0, size: 48 },
   return_code: { offset: 48, size: 4 },
   flags: { offset: 52, size: 4 },
   open_flags: { offset: 56, size: 8 },
   path_len: { offset: 64, size: 4 },
   _pad: { offset: 68, size: 4 },
-  path: { offset: 72, size: 4096 },
+  file: { offset: 72, size: 40 },
+  data: { offset: 112, size: 8192 },
 } as const;
 
 export const esr_session = {
