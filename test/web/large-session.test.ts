@@ -5,6 +5,8 @@
  * asserted, the answers are.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
 import type { BrowserContext } from "playwright-core";
 import { ESR, tempDir } from "../support/harness.ts";
 import { launchBrowser, waitUntil } from "../support/browser.ts";
@@ -21,10 +23,15 @@ let pg: TestPostgres;
 const pageErrors: string[] = [];
 
 beforeAll(async () => {
-  // Opens by a shell builtin redirection: 100k events in seconds, no fork per event.
+  // Opens by a shell builtin redirection: 100k events in seconds, no fork per event, into a disk
+  // ring large enough that the storm loses none (the default is sized for sessions, not storms).
+  const config = join(dataDir, "esr.yaml");
+  writeFileSync(config, "ssh_service:\n  enhanced_recording:\n    disk_buffer_size: 8192\n");
   const pty = new PtySession([
     ESR,
     "record",
+    "--config",
+    config,
     "--data-dir",
     dataDir,
     "--events",

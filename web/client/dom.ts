@@ -33,18 +33,6 @@ export function clear(el: Node) {
   while (el.firstChild) el.removeChild(el.firstChild);
 }
 
-/**
- * A recorded string as text a reviewer can trust: control characters (which a browser would
- * drop or act on in copies), bidirectional overrides (which reorder what is shown) and other
- * invisible format characters are spelled out as escapes.
- */
-export function visible(s: string): string {
-  return s.replace(
-    /[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]/g,
-    (c) => `\\u{${c.codePointAt(0)!.toString(16)}}`,
-  );
-}
-
 export function formatDuration(ms: number): string {
   const s = Math.floor(ms / 1000);
   const hh = Math.floor(s / 3600);

@@ -3,7 +3,8 @@
  * their events are fetched a page at a time, so a session of 100k events opens at once.
  */
 import { getJson } from "./api.ts";
-import { clear, h, visible } from "./dom.ts";
+import { safeLine } from "../../lib/events/safe-text.ts";
+import { clear, h } from "./dom.ts";
 import { FLAG } from "../timeline-codes.ts";
 import type { TimelineIndex } from "./timeline.ts";
 
@@ -115,8 +116,8 @@ export class EventList {
         },
         h("span", { class: "t" }, (this.index.ms[p]! / 1000).toFixed(3)),
         h("span", { class: "pid" }, e?.event.pid === undefined ? "" : String(e.event.pid)),
-        h("span", { class: "kind" }, e ? (LABEL[e.event.event] ?? visible(e.event.event)) : ""),
-        h("span", { class: "what" }, e ? visible(e.text) : "…"),
+        h("span", { class: "kind" }, e ? (LABEL[e.event.event] ?? safeLine(e.event.event)) : ""),
+        h("span", { class: "what" }, e ? safeLine(e.text) : "…"),
       );
       row.style.top = `${p * ROW_H}px`;
       if (e) row.addEventListener("click", () => this.onPick(p, e));

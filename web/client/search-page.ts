@@ -1,6 +1,7 @@
 /** The audit log: every event of every session, filtered on the server, full JSON on click. */
 import { getJson } from "./api.ts";
-import { append, clear, formatTime, h, visible } from "./dom.ts";
+import { safeLine } from "../../lib/events/safe-text.ts";
+import { append, clear, formatTime, h } from "./dom.ts";
 import { filterForm, query } from "./filters.ts";
 
 interface Hit {
@@ -56,12 +57,12 @@ export async function searchPage(app: HTMLElement) {
       { class: `hit kind-${(KIND_LABEL[e.event] ?? "other").replace(/\W/g, "")}` },
       h("td", {}, formatTime(e.time)),
       h("td", { class: "sid" }, String(e.sid ?? "").slice(0, 8)),
-      h("td", {}, visible(String(e.server_hostname ?? ""))),
-      h("td", {}, visible(String(e.login ?? ""))),
-      h("td", {}, KIND_LABEL[e.event] ?? visible(e.event)),
+      h("td", {}, safeLine(String(e.server_hostname ?? ""))),
+      h("td", {}, safeLine(String(e.login ?? ""))),
+      h("td", {}, KIND_LABEL[e.event] ?? safeLine(e.event)),
       h("td", { class: "num" }, e.pid === undefined ? "" : String(e.pid)),
-      h("td", {}, visible(String(e.program ?? ""))),
-      h("td", { class: "text" }, visible(text)),
+      h("td", {}, safeLine(String(e.program ?? ""))),
+      h("td", { class: "text" }, safeLine(text)),
     );
     row.addEventListener("click", () => (detail.hidden = !detail.hidden));
     append(body, row, detail);

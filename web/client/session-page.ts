@@ -5,7 +5,8 @@
  * process seeks there; `?t=SECONDS` or `?ei=N` opens at an instant.
  */
 import { getBytes, getJson } from "./api.ts";
-import { append, clear, formatDuration, formatTime, h, visible } from "./dom.ts";
+import { safeLine } from "../../lib/events/safe-text.ts";
+import { append, clear, formatDuration, formatTime, h } from "./dom.ts";
 import { EventList, type ListedEvent } from "./event-list.ts";
 import { lastAtOrBefore, Player, type Frames } from "./player.ts";
 import { Timeline, type TimelineIndex } from "./timeline.ts";
@@ -31,15 +32,15 @@ export async function sessionPage(app: HTMLElement, sid: string) {
       { class: "meta" },
       ...(
         [
-          ["Host", visible(meta.host ?? "?")],
-          ["Login", visible(meta.login ?? "?")],
-          ["User", visible(meta.user ?? "?")],
+          ["Host", safeLine(meta.host ?? "?")],
+          ["Login", safeLine(meta.login ?? "?")],
+          ["User", safeLine(meta.user ?? "?")],
           ["Start (UTC)", formatTime(meta.start)],
           [
             "Duration",
             meta.end ? formatDuration(meta.durationMs) : `running (${formatDuration(meta.durationMs)} so far)`,
           ],
-          ["Command", visible(meta.command.join(" "))],
+          ["Command", safeLine(meta.command.join(" "))],
           ["Exit", meta.exitCode === undefined ? "?" : String(meta.exitCode)],
         ] as [string, string][]
       ).flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]),
@@ -57,7 +58,7 @@ export async function sessionPage(app: HTMLElement, sid: string) {
         h("span", { class: "flag lost" }, `events lost: ${lost.map(([k, n]) => `${k} ${n}`).join(", ")}`),
       meta.truncated > 0 && h("span", { class: "flag truncated" }, `${meta.truncated} truncated`),
       !meta.terminal && h("span", { class: "flag" }, "no terminal output recorded: events and processes only"),
-      ...meta.warnings.map((w) => h("span", { class: "flag warning" }, visible(w))),
+      ...meta.warnings.map((w) => h("span", { class: "flag warning" }, safeLine(w))),
     ),
   );
 

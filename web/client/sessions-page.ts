@@ -1,6 +1,7 @@
 /** The sessions list: newest first, filtered and paginated on the server. */
 import { getJson } from "./api.ts";
-import { append, clear, formatDuration, formatTime, h, visible } from "./dom.ts";
+import { safeLine } from "../../lib/events/safe-text.ts";
+import { append, clear, formatDuration, formatTime, h } from "./dom.ts";
 import { filterForm, pager, query } from "./filters.ts";
 import type { SessionRow } from "../timeline-codes.ts";
 
@@ -47,11 +48,11 @@ export async function sessionsPage(app: HTMLElement) {
       "tr",
       { class: "session-row", "data-sid": s.sid },
       h("td", {}, h("a", { href: `/sessions/${encodeURIComponent(s.sid)}`, class: "sid" }, s.sid.slice(0, 8))),
-      h("td", {}, visible(s.host ?? "?")),
-      h("td", {}, visible(s.login ?? "?"), s.user && s.user !== s.login ? ` (${visible(s.user)})` : ""),
+      h("td", {}, safeLine(s.host ?? "?")),
+      h("td", {}, safeLine(s.login ?? "?"), s.user && s.user !== s.login ? ` (${safeLine(s.user)})` : ""),
       h("td", {}, formatTime(s.start)),
       h("td", {}, duration),
-      h("td", { class: "command" }, visible(s.command.join(" "))),
+      h("td", { class: "command" }, safeLine(s.command.join(" "))),
       h("td", { class: "num" }, s.counts.command),
       h("td", { class: "num" }, s.counts.network),
       h("td", { class: "num" }, s.counts.disk),

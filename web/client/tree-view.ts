@@ -1,5 +1,6 @@
 /** The process tree (`esr replay --tree` as a page): click an exec to seek there. */
-import { h, visible } from "./dom.ts";
+import { safeLine } from "../../lib/events/safe-text.ts";
+import { h } from "./dom.ts";
 
 export interface TreeNode {
   pid: number;
@@ -21,12 +22,12 @@ export function treeView(roots: TreeNode[], seek: (ms: number) => void): HTMLEle
               onclick: () => seek(e.ms),
             },
             i ? "↳ " : "",
-            visible(e.text),
+            safeLine(e.text),
           ),
         )
       : [h("div", { class: "exec none" }, "(no exec recorded)")];
     const activity = n.activity.map((a) =>
-      h("div", { class: "activity", onclick: () => seek(a.ms) }, visible(a.text), a.count > 1 ? ` ×${a.count}` : ""),
+      h("div", { class: "activity", onclick: () => seek(a.ms) }, safeLine(a.text), a.count > 1 ? ` ×${a.count}` : ""),
     );
     return h(
       "li",
