@@ -55,7 +55,7 @@ export async function runCommandSession(opts: CommandSessionOptions): Promise<Co
       })
     : undefined;
   try {
-    session = RecordedSession.begin({
+    session = await RecordedSession.begin({
       store,
       config,
       tracer,
@@ -109,6 +109,7 @@ async function runCommand(
     });
     pty?.attach(child);
     signals.target = child;
+    session.slice?.release();
     await child.exited;
     return child.exitCode ?? 128 + signalNumber(child.signalCode);
   } catch (err) {
