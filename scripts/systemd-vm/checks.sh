@@ -1,0 +1,141 @@
+#!/bin/sh
+# Runs as root inside the systemd VM (scripts/systemd-vm.sh), once sshd and logind are up: installs
+# esr as the README says, then checks that SSH logins are recorded where logind put them and that
+# logind, systemd and the user's slice keep managing them. One "esr-matrix: PASS|FAIL name" line per
+# check on the console, then DONE, then the VM powers off. /esr-vm/mode: full or smoke.
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+mode=$(cat /esr-vm/mode)
+log=/var/lib/esr/log/events.log
+pass() { echo "esr-matrix: PASS $*"; }
+fail() { echo "esr-matrix: FAIL $*"; }
+info() { echo "esr-matrix: INFO $*"; }
+# verdict NAME DETAIL: PASS if the last command succeeded, else FAIL with DETAIL.
+verdict() { if [ $? -eq 0 ]; then pass "$1"; else fail "$1: $2"; fi; }
+as_alice() {
+  ssh -i /esr-vm/id_ed25519 -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
+    -o LogLevel=ERROR -o ConnectTimeout=120 alice@127.0.0.1 "$@"
+}
+# The sid and cgroup of the recorded exec whose argv holds MARKER (events.log: one JSON event a line).
+event_of() { grep -a "\"session.command\"" "$log" | grep -a -- "$1" | head -1; }
+field() { sed -n "s/.*\"$1\":\"\{0,1\}\([^\",]*\).*/\1/p"; }
+# wait_for SECONDS COMMAND…: until COMMAND succeeds.
+wait_for() {
+  n=$1; shift
+  while [ "$n" -gt 0 ]; do "$@" && return 0; sleep 1; n=$((n - 1)); done
+  return 1
+}
+ended() { grep -a '"session.end"' "$log" | grep -aq "\"sid\":\"$1\""; }
+alice_sessions() { loginctl list-sessions --no-legend | awk '$3 == "alice" {print $1}'; }
+cgroup_id() { stat -c %i "/sys/fs/cgroup$1"; }
+
+info "$(uname -r), $(systemctl --version | head -1), $(cut -d' ' -f1 /proc/uptime) s after boot: $(systemctl is-system-running)"
+echo "esr-matrix: KERNEL $(uname -r) systemd"
+
+# Install, exactly as the README says.
+install -m 0755 /esr-vm/esr /usr/local/sbin/esr
+cp /esr-vm/esr-daemon.service /etc/systemd/system/
+systemctl daemon-reload && systemctl enable --now esr-daemon 2>/dev/null
+systemctl is-active -q esr-daemon
+verdict "install: esr-daemon.service enabled and active" "$(systemctl status esr-daemon 2>&1 | tail -5)"
+sed -i '/^@include common-session$/a session required pam_exec.so /usr/local/sbin/esr pam' /etc/pam.d/sshd
+out=$(systemd-analyze verify /etc/systemd/system/esr-daemon.service 2>&1)
+[ -z "$out" ]
+verdict "install: systemd-analyze verify esr-daemon.service is clean" "$out"
+
+# 1. A login: recorded from its first exec, in logind's scope, which logind and systemd still see.
+out=$(as_alice 'cat /proc/self/cgroup; echo login-marker-1; loginctl show-session "$XDG_SESSION_ID" -p State -p Scope --value' 2>&1)
+scope=$(echo "$out" | sed -n 's/^0:://p')
+session=$(echo "$scope" | sed -n 's/.*session-\(.*\)\.scope$/\1/p')
+case $scope in /user.slice/user-1000.slice/session-*.scope) true ;; *) false ;; esac
+verdict "login: its processes run in logind's session scope ($scope)" "$out"
+echo "$out" | grep -qx "session-$session.scope"
+verdict "login: logind names that scope as the session's (loginctl show-session -p Scope)" "$out"
+ev=$(event_of login-marker-1)
+sid=$(echo "$ev" | field sid)
+[ -n "$sid" ] && [ "$(echo "$ev" | field cgroup_id)" = "$(cgroup_id "$scope")" ]
+verdict "login: recorded, in the session keyed by the scope's cgroup (sid $sid)" "event: $ev; scope id $(cgroup_id "$scope" 2>&1)"
+first=$(esr replay "$sid" --type command 2>&1 | head -1)
+echo "$first" | grep -q 'exec *\(/usr\)\{0,1\}/bin/sh -c cat /proc/self/cgroup' || echo "$first" | grep -q 'run-parts'
+verdict "login: the session's first exec is sshd starting the login (shell or pam_motd's run-parts)" "$first"
+wait_for 30 ended "$sid"
+verdict "login: the session ends when the scope empties (session.end)" "$(grep -a "$sid" "$log" | tail -2)"
+echo "$(journalctl -u esr-daemon -o cat | grep -a "session $sid: login")" | grep -q "in logind's session $session"
+verdict "login: the daemon's journal names logind's session" "$(journalctl -u esr-daemon -o cat | tail -5)"
+
+# esr record: in a transient scope systemd lists.
+out=$(esr record --quiet -- sh -c 'cat /proc/self/cgroup; systemctl list-units --type=scope --no-legend --plain "esr-*"; echo record-marker' 2>&1)
+rscope=$(echo "$out" | sed -n 's/^0:://p')
+unit=${rscope##*/}
+case $rscope in /esr.slice/esr-*.scope) true ;; *) false ;; esac && echo "$out" | grep -q "^$unit .*active"
+verdict "record: the command runs in a transient scope systemd lists ($unit)" "$out"
+ev=$(event_of record-marker)
+[ -n "$ev" ]
+verdict "record: the command's execs are recorded" "$out"
+wait_for 10 sh -c "! systemctl is-active -q $unit"
+verdict "record: the scope is gone once the command exits" "$(systemctl status "$unit" 2>&1 | head -3)"
+
+if [ "$mode" = full ]; then
+  # 2. An administrator ends a login: loginctl terminate-session.
+  as_alice 'echo terminate-marker; exec sleep 600' > /dev/null 2>&1 &
+  client=$!
+  wait_for 60 sh -c "grep -aq terminate-marker $log"
+  sid=$(event_of terminate-marker | field sid)
+  n=$(alice_sessions | head -1)
+  loginctl terminate-session "$n"
+  wait_for 30 sh -c "! kill -0 $client 2>/dev/null"
+  verdict "terminate-session: loginctl terminate-session $n ends the recorded login" "session $n: $(loginctl session-status "$n" 2>&1 | head -3)"
+  wait_for 30 ended "$sid"
+  verdict "terminate-session: the session is recorded to its end (session.end)" "sid $sid"
+
+  # 3. The user slice's limit applies to a recorded login.
+  systemctl set-property --runtime user-1000.slice TasksMax=12
+  out=$(as_alice 'i=0; while [ $i -lt 30 ]; do sleep 120 & i=$((i + 1)); done 2>/dev/null; echo limit-marker $(cat /sys/fs/cgroup/user.slice/user-1000.slice/pids.current) $(cat /sys/fs/cgroup/user.slice/user-1000.slice/pids.max); exit 0' 2>&1)
+  tasks=$(echo "$out" | sed -n 's/^limit-marker \([0-9]*\) .*/\1/p')
+  [ -n "$tasks" ] && [ "$tasks" -le 12 ] && echo "$out" | grep -q "limit-marker [0-9]* 12$"
+  verdict "user slice: TasksMax=12 on user-1000.slice holds the login to $tasks tasks (30 asked)" "$out"
+  [ -n "$(event_of limit-marker)" ]
+  verdict "user slice: the limited login is recorded" "$out"
+  loginctl terminate-user alice
+  wait_for 30 sh -c '[ -z "$(pgrep -u alice sleep)" ]'
+  verdict "terminate-user: loginctl terminate-user alice ends everything the login left running" "$(pgrep -u alice -a)"
+  systemctl set-property --runtime user-1000.slice TasksMax=infinity
+
+  # 4. The user's own systemd manager starts processes outside the login: not recorded, and said so.
+  out=$(as_alice 'systemd-run --user --quiet --collect --wait /bin/echo escaped-marker; echo manager-marker' 2>&1)
+  info "systemd-run --user in a login: $(echo "$out" | tr '\n' ' ')"
+  [ -n "$(event_of manager-marker)" ] && grep -a '"session.command"' "$log" | grep -a 'systemd-run' | grep -aq 'escaped-marker'
+  verdict "user manager: the login's systemd-run --user command line is recorded" "$(grep -a systemd-run "$log" | tail -1)"
+  ! grep -a '"session.command"' "$log" | grep -a '"path":"/bin/echo"' | grep -aq escaped-marker
+  verdict "user manager: what user@1000.service runs for it is outside the session (not recorded)" "$(grep -a escaped-marker "$log")"
+  out=$(esr check 2>&1)
+  echo "$out" | grep -q "user@.service"
+  verdict "check: esr check warns that the user's systemd manager runs processes outside the login" "$out"
+  echo "$out" | grep -q "^ok *systemd" || echo "$out" | grep -qi "systemd.*logind"
+  verdict "check: esr check names the systemd mode (logind scopes, esr.slice)" "$out"
+  esr check > /dev/null 2>&1
+  verdict "check: esr check passes" "$out"
+
+  # 5. A daemon restart ends the logins in progress (nothing runs unrecorded) and records new ones.
+  as_alice 'echo restart-marker; exec sleep 600' > /dev/null 2>&1 &
+  client=$!
+  wait_for 60 sh -c "grep -aq restart-marker $log"
+  sid=$(event_of restart-marker | field sid)
+  systemctl restart esr-daemon
+  systemctl is-active -q esr-daemon
+  verdict "restart: esr-daemon is active again" "$(systemctl status esr-daemon 2>&1 | tail -5)"
+  wait_for 30 sh -c "! kill -0 $client 2>/dev/null" && wait_for 30 ended "$sid"
+  verdict "restart: the login in progress was ended and its session.end written" "sid $sid"
+  as_alice 'echo after-restart-marker' > /dev/null 2>&1
+  [ -n "$(event_of after-restart-marker)" ]
+  verdict "restart: a login after the restart is recorded" "$(journalctl -u esr-daemon -o cat | tail -5)"
+  # A daemon that dies (SIGKILL) leaves its logins to the next one, which kills them.
+  as_alice 'echo crash-marker; exec sleep 600' > /dev/null 2>&1 &
+  client=$!
+  wait_for 60 sh -c "grep -aq crash-marker $log"
+  systemctl kill -s SIGKILL esr-daemon
+  wait_for 60 sh -c "! kill -0 $client 2>/dev/null"
+  verdict "restart: after a SIGKILL, the restarted daemon kills the login it can no longer record" "$(journalctl -u esr-daemon -o cat | tail -5)"
+fi
+info "checks done $(cut -d' ' -f1 /proc/uptime) s after boot"
+echo "esr-matrix: DONE"
+systemctl poweroff --no-block
