@@ -26,7 +26,6 @@ wait_for() {
 }
 ended() { grep -a '"session.end"' "$log" | grep -aq "\"sid\":\"$1\""; }
 alice_sessions() { loginctl list-sessions --no-legend | awk '$3 == "alice" {print $1}'; }
-cgroup_id() { stat -c %i "/sys/fs/cgroup$1"; }
 
 info "$(uname -r), $(systemctl --version | head -1), $(cut -d' ' -f1 /proc/uptime) s after boot: $(systemctl is-system-running)"
 echo "esr-matrix: KERNEL $(uname -r) systemd"
@@ -43,7 +42,8 @@ out=$(systemd-analyze verify /etc/systemd/system/esr-daemon.service 2>&1)
 verdict "install: systemd-analyze verify esr-daemon.service is clean" "$out"
 
 # 1. A login: recorded from its first exec, in logind's scope, which logind and systemd still see.
-out=$(as_alice 'cat /proc/self/cgroup; echo login-marker-1; loginctl show-session "$XDG_SESSION_ID" -p State -p Scope --value' 2>&1)
+out=$(as_alice 'cat /proc/self/cgroup; echo login-marker-1; loginctl show-session "$XDG_SESSION_ID" -p Scope --value
+  stat -c "scope-id %i" "/sys/fs/cgroup$(sed -n "s/^0:://p" /proc/self/cgroup)"' 2>&1)
 scope=$(echo "$out" | sed -n 's/^0:://p')
 session=$(echo "$scope" | sed -n 's/.*session-\(.*\)\.scope$/\1/p')
 case $scope in /user.slice/user-1000.slice/session-*.scope) true ;; *) false ;; esac
@@ -52,8 +52,9 @@ echo "$out" | grep -qx "session-$session.scope"
 verdict "login: logind names that scope as the session's (loginctl show-session -p Scope)" "$out"
 ev=$(event_of login-marker-1)
 sid=$(echo "$ev" | field sid)
-[ -n "$sid" ] && [ "$(echo "$ev" | field cgroup_id)" = "$(cgroup_id "$scope")" ]
-verdict "login: recorded, in the session keyed by the scope's cgroup (sid $sid)" "event: $ev; scope id $(cgroup_id "$scope" 2>&1)"
+scope_id=$(echo "$out" | sed -n 's/^scope-id //p')
+[ -n "$sid" ] && [ -n "$scope_id" ] && [ "$(echo "$ev" | field cgroup_id)" = "$scope_id" ]
+verdict "login: recorded, in the session keyed by the scope's cgroup (sid $sid)" "event: $ev; login: $out"
 first=$(esr replay "$sid" --type command 2>&1 | head -1)
 echo "$first" | grep -q 'exec *\(/usr\)\{0,1\}/bin/sh -c cat /proc/self/cgroup' || echo "$first" | grep -q 'run-parts'
 verdict "login: the session's first exec is sshd starting the login (shell or pam_motd's run-parts)" "$first"
@@ -114,6 +115,15 @@ if [ "$mode" = full ]; then
   verdict "check: esr check names the systemd mode (logind scopes, esr.slice)" "$out"
   esr check > /dev/null 2>&1
   verdict "check: esr check passes" "$out"
+  # Masking user@.service, as esr check advises: logins still work, and have no manager to hand work to.
+  loginctl terminate-user alice 2>/dev/null; systemctl stop user@1000.service
+  systemctl mask -q user@.service
+  out=$(as_alice 'echo masked-marker; systemd-run --user --quiet /bin/true; echo "systemd-run --user: $?"' 2>&1)
+  echo "$out" | grep -q '^masked-marker' && ! echo "$out" | grep -q 'systemd-run --user: 0$' && [ -n "$(event_of masked-marker)" ]
+  verdict "user manager: with user@.service masked a login works, recorded, and systemd-run --user fails" "$out"
+  esr check 2>&1 | grep -q "user@.service is masked"
+  verdict "check: esr check sees user@.service masked" "$(esr check 2>&1 | grep 'user manager')"
+  systemctl unmask -q user@.service
 
   # 5. A daemon restart ends the logins in progress (nothing runs unrecorded) and records new ones.
   as_alice 'echo restart-marker; exec sleep 600' > /dev/null 2>&1 &
