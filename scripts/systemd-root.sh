@@ -6,15 +6,17 @@ set -euo pipefail
 source "$(dirname "$0")/apt-extra.sh"
 apt_mirror
 dir=$ESR_CI_CACHE/bookworm-systemd
-if [ ! -f "$dir/.done" ]; then
+# dbus-user-session: the user bus that systemd-run --user talks to, as on a Debian desktop or server
+# that has it.
+packages=systemd-sysv,dbus,dbus-user-session,libpam-systemd,openssh-server,procps
+if [ "$(cat "$dir/.done" 2>/dev/null)" != "$packages" ]; then
   command -v debootstrap >/dev/null || { echo "systemd-root: debootstrap missing (bash scripts/setup.sh installs it)" >&2; exit 1; }
   rm -rf "$dir" "$dir.tmp"
-  debootstrap --variant=minbase --include=systemd-sysv,dbus,libpam-systemd,openssh-server,procps \
-    bookworm "$dir.tmp" "$MIRROR" >"$ESR_CI_CACHE/bookworm-systemd-debootstrap.log" 2>&1 ||
+  debootstrap --variant=minbase --include="$packages" bookworm "$dir.tmp" "$MIRROR" >"$ESR_CI_CACHE/bookworm-systemd-debootstrap.log" 2>&1 ||
     { tail -5 "$ESR_CI_CACHE/bookworm-systemd-debootstrap.log" >&2; rm -rf "$dir.tmp"; exit 1; }
   # Nothing of the cache may differ from run to run: apt's downloads and lists are dropped.
   rm -rf "$dir.tmp"/var/cache/apt/archives/*.deb "$dir.tmp"/var/lib/apt/lists/*_Packages
-  touch "$dir.tmp/.done"
+  echo "$packages" > "$dir.tmp/.done"
   mv "$dir.tmp" "$dir"
 fi
 echo "$dir"

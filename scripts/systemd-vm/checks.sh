@@ -25,7 +25,6 @@ wait_for() {
   return 1
 }
 ended() { grep -a '"session.end"' "$log" | grep -aq "\"sid\":\"$1\""; }
-alice_sessions() { loginctl list-sessions --no-legend | awk '$3 == "alice" {print $1}'; }
 
 info "$(uname -r), $(systemctl --version | head -1), $(cut -d' ' -f1 /proc/uptime) s after boot: $(systemctl is-system-running)"
 echo "esr-matrix: KERNEL $(uname -r) systemd"
@@ -77,11 +76,11 @@ verdict "record: the scope is gone once the command exits" "$(systemctl status "
 
 if [ "$mode" = full ]; then
   # 2. An administrator ends a login: loginctl terminate-session.
-  as_alice 'echo terminate-marker; exec sleep 600' > /dev/null 2>&1 &
+  as_alice 'echo "logind-session $XDG_SESSION_ID"; echo terminate-marker; exec sleep 600' > /tmp/terminate.out 2>&1 &
   client=$!
   wait_for 60 sh -c "grep -aq terminate-marker $log"
   sid=$(event_of terminate-marker | field sid)
-  n=$(alice_sessions | head -1)
+  n=$(sed -n 's/^logind-session //p' /tmp/terminate.out)
   loginctl terminate-session "$n"
   wait_for 30 sh -c "! kill -0 $client 2>/dev/null"
   verdict "terminate-session: loginctl terminate-session $n ends the recorded login" "session $n: $(loginctl session-status "$n" 2>&1 | head -3)"
@@ -90,7 +89,10 @@ if [ "$mode" = full ]; then
 
   # 3. The user slice's limit applies to a recorded login.
   systemctl set-property --runtime user-1000.slice TasksMax=12
-  out=$(as_alice 'i=0; while [ $i -lt 30 ]; do sleep 120 & i=$((i + 1)); done 2>/dev/null; echo limit-marker $(cat /sys/fs/cgroup/user.slice/user-1000.slice/pids.current) $(cat /sys/fs/cgroup/user.slice/user-1000.slice/pids.max); exit 0' 2>&1)
+  # Read with builtins: at the limit, a command substitution could not fork either.
+  out=$(as_alice 'i=0; while [ $i -lt 30 ]; do sleep 120 >/dev/null 2>&1 & i=$((i + 1)); done 2>/dev/null
+    cg=/sys/fs/cgroup/user.slice/user-1000.slice; read cur < $cg/pids.current; read max < $cg/pids.max
+    echo limit-marker $cur $max; exit 0' 2>&1; echo "ssh exit $?")
   tasks=$(echo "$out" | sed -n 's/^limit-marker \([0-9]*\) .*/\1/p')
   [ -n "$tasks" ] && [ "$tasks" -le 12 ] && echo "$out" | grep -q "limit-marker [0-9]* 12$"
   verdict "user slice: TasksMax=12 on user-1000.slice holds the login to $tasks tasks (30 asked)" "$out"
@@ -102,11 +104,13 @@ if [ "$mode" = full ]; then
   systemctl set-property --runtime user-1000.slice TasksMax=infinity
 
   # 4. The user's own systemd manager starts processes outside the login: not recorded, and said so.
-  out=$(as_alice 'systemd-run --user --quiet --collect --wait /bin/echo escaped-marker; echo manager-marker' 2>&1)
+  out=$(as_alice 'systemd-run --user --quiet --collect --wait /usr/bin/touch /home/alice/escaped-marker; echo manager-marker $?' 2>&1)
   info "systemd-run --user in a login: $(echo "$out" | tr '\n' ' ')"
-  [ -n "$(event_of manager-marker)" ] && grep -a '"session.command"' "$log" | grep -a 'systemd-run' | grep -aq 'escaped-marker'
+  [ -e /home/alice/escaped-marker ]
+  verdict "user manager: a login's systemd-run --user runs its command (in user@1000.service)" "$out"
+  grep -a '"session.command"' "$log" | grep -a '"path":"/usr/bin/systemd-run"' | grep -aq 'escaped-marker'
   verdict "user manager: the login's systemd-run --user command line is recorded" "$(grep -a systemd-run "$log" | tail -1)"
-  ! grep -a '"session.command"' "$log" | grep -a '"path":"/bin/echo"' | grep -aq escaped-marker
+  ! grep -a '"session.command"' "$log" | grep -a '"path":"/usr/bin/touch"' | grep -aq escaped-marker
   verdict "user manager: what user@1000.service runs for it is outside the session (not recorded)" "$(grep -a escaped-marker "$log")"
   out=$(esr check 2>&1)
   echo "$out" | grep -q "user@.service"
@@ -142,9 +146,10 @@ if [ "$mode" = full ]; then
   as_alice 'echo crash-marker; exec sleep 600' > /dev/null 2>&1 &
   client=$!
   wait_for 60 sh -c "grep -aq crash-marker $log"
+  owners=$(grep -H . /run/esr/slices/* 2>&1)
   systemctl kill -s SIGKILL esr-daemon
   wait_for 60 sh -c "! kill -0 $client 2>/dev/null"
-  verdict "restart: after a SIGKILL, the restarted daemon kills the login it can no longer record" "$(journalctl -u esr-daemon -o cat | tail -5)"
+  verdict "restart: after a SIGKILL, the restarted daemon kills the login it can no longer record" "owners before: $owners; after: $(grep -H . /run/esr/slices/* 2>&1); $(journalctl -u esr-daemon -o cat | tail -12)"
 fi
 info "checks done $(cut -d' ' -f1 /proc/uptime) s after boot"
 echo "esr-matrix: DONE"
