@@ -5,7 +5,8 @@
 # systemd scope, what the user's systemd manager escapes, esr check, and a daemon restart.
 # Prints one line per check and ends with "systemd-vm: N passed, M failed" (non-zero exit on any failure).
 #   bash scripts/systemd-vm.sh           every check
-#   bash scripts/systemd-vm.sh smoke     install, one login recorded in its scope, esr record's scope
+#   bash scripts/systemd-vm.sh smoke     install, a login recorded in its scope, terminate-session, a user
+#                                        slice limit, terminate-user, esr record in a scope (CI runs this)
 # The root (debootstrap) and the kernel are cached under $ESR_CI_CACHE (default /var/cache/esr-ci).
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -39,7 +40,7 @@ trap 'rm -rf "$work"' EXIT
 fs=$work/overlay
 mkdir -p "$fs/esr-vm" "$fs/etc/systemd/system/multi-user.target.wants" "$fs/home/alice/.ssh" "$fs/root"
 cp "$esr" "$fs/esr-vm/esr"
-cp "$root/packaging/esr-daemon.service" "$root/scripts/systemd-vm/checks.sh" "$fs/esr-vm/"
+cp "$root/packaging/esr-daemon.service" "$root/scripts/systemd-vm/checks.sh" "$root/scripts/systemd-vm/fork-to-limit.pl" "$fs/esr-vm/"
 echo "$mode" > "$fs/esr-vm/mode"
 cp "$root/scripts/systemd-vm/esr-vm-checks.service" "$fs/etc/systemd/system/"
 ln -s ../esr-vm-checks.service "$fs/etc/systemd/system/multi-user.target.wants/"

@@ -317,13 +317,22 @@ function killStaleAdopted(): string[] {
     }
     const [, , path, origin] = text.trim().split(" ");
     if (origin !== "adopted" || !path || ownerAlive(ownerFile)) continue;
+    let id: bigint | undefined;
     try {
-      if (statSync(path, { bigint: true }).ino === BigInt(name)) {
-        killCgroup(path);
-        killed.push(path);
-      }
+      id = statSync(path, { bigint: true }).ino;
     } catch {
       // the cgroup is gone: only the owner file was left
+    }
+    if (id === BigInt(name)) {
+      // A login that cannot be killed would run on unrecorded: that stops this recorder.
+      try {
+        killCgroup(path);
+      } catch (err) {
+        throw new EsrError(
+          `cannot kill what runs in ${path}, recorded by a recorder that is gone: ${errorMessage(err)}`,
+        );
+      }
+      killed.push(path);
     }
     unlinkSync(ownerFile);
   }
