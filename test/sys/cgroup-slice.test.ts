@@ -1,7 +1,8 @@
 /** CgroupSlice on the real cgroup2 hierarchy, under a root_path of its own. */
 import { afterAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdirSync, readFileSync, rmdirSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { basename, join } from "node:path";
 import { processStat } from "../../lib/sys/proc.ts";
 import {
   CgroupSlice,
@@ -121,6 +122,32 @@ describe("removeStaleSlices", () => {
     expect(existsSync(live.path)).toBe(true);
     expect(existsSync(stale.path)).toBe(false);
     live.remove();
+  });
+
+  test("an adopted cgroup of a dead recorder that cannot be killed (read-only mount) stops the cleanup with one line", async () => {
+    prepareCgroupRoot(root);
+    const made = join("/cgroup2", `esr-test-unkillable-${process.pid}`);
+    const readOnly = mkdtempSync(join(tmpdir(), "esr-ro-cgroup2-"));
+    mkdirSync(made);
+    expect(Bun.spawnSync(["mount", "-t", "cgroup2", "-o", "ro", "cgroup2", readOnly]).exitCode).toBe(0);
+    const orphan = Bun.spawn(["sleep", "30"], { cgroup: made });
+    const seenReadOnly = join(readOnly, basename(made));
+    const ownerFile = join(OWNERS_DIR, String(statSync(made, { bigint: true }).ino));
+    try {
+      writeFileSync(ownerFile, `999999999 1 ${seenReadOnly} adopted\n`);
+      expect(() => removeStaleSlices(root)).toThrow(
+        `cannot kill what runs in ${seenReadOnly}, recorded by a recorder that is gone:`,
+      );
+      expect(existsSync(ownerFile)).toBe(true); // the next recorder tries again
+      expect(orphan.exitCode).toBeNull();
+    } finally {
+      rmSync(ownerFile, { force: true });
+      orphan.kill("SIGKILL");
+      await orphan.exited;
+      Bun.spawnSync(["umount", readOnly]);
+      rmdirSync(readOnly);
+      rmdirSync(made);
+    }
   });
 
   test("a slice another recorder is creating (claimed, no owner by id yet) is not taken for a dead one's", () => {
