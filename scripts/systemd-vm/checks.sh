@@ -34,7 +34,7 @@ install -m 0755 /esr-vm/esr /usr/local/sbin/esr
 cp /esr-vm/esr-daemon.service /etc/systemd/system/
 systemctl daemon-reload && systemctl enable --now esr-daemon 2>/dev/null
 systemctl is-active -q esr-daemon
-verdict "install: esr-daemon.service enabled and active" "$(systemctl status esr-daemon 2>&1 | tail -5)"
+verdict "install: esr-daemon.service enabled and active" "$(journalctl -u esr-daemon -o cat | tail -8)"
 sed -i '/^@include common-session$/a session required pam_exec.so /usr/local/sbin/esr pam' /etc/pam.d/sshd
 out=$(systemd-analyze verify /etc/systemd/system/esr-daemon.service 2>&1)
 [ -z "$out" ]
@@ -74,17 +74,27 @@ verdict "record: the command's execs are recorded" "$out"
 wait_for 10 sh -c "! systemctl is-active -q $unit"
 verdict "record: the scope is gone once the command exits" "$(systemctl status "$unit" 2>&1 | head -3)"
 
-# 2. An administrator ends a login: loginctl terminate-session.
-as_alice 'echo "logind-session $XDG_SESSION_ID"; echo terminate-marker; exec sleep 600' > /tmp/terminate.out 2>&1 &
-client=$!
-wait_for 60 sh -c "grep -aq terminate-marker $log"
-sid=$(event_of terminate-marker | field sid)
-n=$(sed -n 's/^logind-session //p' /tmp/terminate.out)
-loginctl terminate-session "$n"
-wait_for 30 sh -c "! kill -0 $client 2>/dev/null"
-verdict "terminate-session: loginctl terminate-session $n ends the recorded login" "session $n: $(loginctl session-status "$n" 2>&1 | head -3)"
-wait_for 30 ended "$sid"
-verdict "terminate-session: the session is recorded to its end (session.end)" "sid $sid"
+# 2. An administrator ends a login. ends_login NAME COMMAND: a login that would sleep 10 minutes,
+# ended by COMMAND run with its logind session id.
+ends_login() {
+  how=$1; shift
+  as_alice "echo \"logind-session \$XDG_SESSION_ID\"; echo $how-marker; exec sleep 600" > /tmp/$how.out 2>&1 &
+  client=$!
+  wait_for 60 sh -c "grep -aq $how-marker $log"
+  sid=$(event_of $how-marker | field sid)
+  n=$(sed -n 's/^logind-session //p' /tmp/$how.out)
+  "$@" "$n"
+  wait_for 30 sh -c "! kill -0 $client 2>/dev/null"
+  verdict "$how: $* $n ends the recorded login" "session $n: $(loginctl session-status "$n" 2>&1 | head -3)"
+  wait_for 30 ended "$sid"
+  verdict "$how: the session is recorded to its end (session.end)" "sid $sid"
+}
+stop_scope() { systemctl stop "session-$1.scope"; }
+ends_login terminate-session loginctl terminate-session
+if [ "$mode" = full ]; then
+  ends_login kill-session loginctl kill-session
+  ends_login stop-scope stop_scope
+fi
 
 # 3. The user slice's limit applies to a recorded login.
 systemctl set-property --runtime user-1000.slice TasksMax=12
@@ -128,15 +138,10 @@ if [ "$mode" = full ]; then
   systemctl unmask -q user@.service
 
   # 5. A daemon restart ends the logins in progress (nothing runs unrecorded) and records new ones.
-  as_alice 'echo restart-marker; exec sleep 600' > /dev/null 2>&1 &
-  client=$!
-  wait_for 60 sh -c "grep -aq restart-marker $log"
-  sid=$(event_of restart-marker | field sid)
-  systemctl restart esr-daemon
+  restart_daemon() { systemctl restart esr-daemon; }
+  ends_login restart restart_daemon
   systemctl is-active -q esr-daemon
   verdict "restart: esr-daemon is active again" "$(systemctl status esr-daemon 2>&1 | tail -5)"
-  wait_for 30 sh -c "! kill -0 $client 2>/dev/null" && wait_for 30 ended "$sid"
-  verdict "restart: the login in progress was ended and its session.end written" "sid $sid"
   as_alice 'echo after-restart-marker' > /dev/null 2>&1
   [ -n "$(event_of after-restart-marker)" ]
   verdict "restart: a login after the restart is recorded" "$(journalctl -u esr-daemon -o cat | tail -5)"
