@@ -105,10 +105,13 @@ tasks=$(echo "$out" | sed -n 's/^limit-marker .* current \([0-9]*\)$/\1/p')
 verdict "user slice: TasksMax=12 on user-1000.slice holds the login to $tasks tasks ($failed of 30 forks refused)" "$out"
 [ -n "$(event_of limit-marker)" ]
 verdict "user slice: the limited login is recorded" "$out"
-loginctl terminate-user alice
+# What the logged-out login left (logind leaves a closing session's processes to the scope).
+systemctl kill user-1000.slice
 wait_for 30 sh -c '[ -z "$(pgrep -u alice)" ]'
-verdict "terminate-user: loginctl terminate-user alice ends everything the login left running" "$(for p in $(pgrep -u alice); do echo "$p $(tr '\0' ' ' < /proc/$p/cmdline) in $(cut -d: -f3 /proc/$p/cgroup);"; done; loginctl list-sessions --no-legend)"
+verdict "user slice: systemctl kill user-1000.slice ends what the limited login left running" "$(for p in $(pgrep -u alice); do echo "$p $(tr '\0' ' ' < /proc/$p/cmdline) in $(cut -d: -f3 /proc/$p/cgroup);"; done)"
 systemctl set-property --runtime user-1000.slice TasksMax=infinity
+terminate_user() { loginctl terminate-user alice; }
+ends_login terminate-user terminate_user
 
 if [ "$mode" = full ]; then
   # 4. The user's own systemd manager starts processes outside the login: not recorded, and said so.
