@@ -4,9 +4,9 @@
 # logind's scopes, loginctl terminate-session/terminate-user, a user slice limit, esr record in a
 # systemd scope, what the user's systemd manager escapes, esr check, and a daemon restart.
 # Prints one line per check and ends with "systemd-vm: N passed, M failed" (non-zero exit on any failure).
-#   bash scripts/systemd-vm.sh           every check
-#   bash scripts/systemd-vm.sh smoke     install, a login recorded in its scope, terminate-session, a user
-#                                        slice limit, terminate-user, esr record in a scope (CI runs this)
+#   bash scripts/systemd-vm.sh           every check (scripts/test.sh runs this)
+#   bash scripts/systemd-vm.sh smoke     install, a login recorded in its scope, esr record in a scope,
+#                                        terminate-session, a user slice limit, terminate-user
 # The root (debootstrap) and the kernel are cached under $ESR_CI_CACHE (default /var/cache/esr-ci).
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
