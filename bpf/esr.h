@@ -22,7 +22,7 @@
 
 enum esr_kind { ESR_KIND_COMMAND = 0, ESR_KIND_DISK = 1, ESR_KIND_NETWORK = 2, ESR_KIND_COUNT = 3 };
 
-/* Value of the `sessions` map, keyed by the session slice's cgroup id. */
+/* Value of the `sessions` map, keyed by the session cgroup's id (an esr slice or a systemd scope). */
 struct esr_session {
 	__u32 kinds;                  /* bit (1 << enum esr_kind) set: record that kind */
 	__u32 _pad;
@@ -31,8 +31,8 @@ struct esr_session {
 
 /* Start of every event. */
 struct esr_event_header {
-	__u64 session_id;             /* cgroup id of the session slice (key of `sessions`) */
-	__u64 cgroup_id;              /* the task's own cgroup: the slice or a child of it */
+	__u64 session_id;             /* cgroup id of the session's cgroup (key of `sessions`) */
+	__u64 cgroup_id;              /* the task's own cgroup: the session's or a child of it */
 	__u64 ktime_ns;               /* CLOCK_BOOTTIME: orders events of all kinds, dates them */
 	__u32 pid;                    /* thread-group id */
 	__u32 audit_session_id;       /* the task's audit session id (auditd's ses=); 4294967295: unset; 0: kernel without audit */
@@ -179,18 +179,24 @@ struct esr_boundary {
  */
 struct esr_load_config {
 	/*
-	 * Depth of the session slices below the cgroup2 root (<cgroup_path>/<root_path>/<sid>). The
-	 * ancestor at that depth is the session, whatever child cgroup a process of the session has
-	 * moved itself into.
+	 * Bit L set: a session's cgroup may sit at depth L below the cgroup2 root: esr's own slices
+	 * (<cgroup_path>/<root_path>/<sid>, depth 2 by default), systemd scopes of `esr record`
+	 * (/esr.slice/esr-<sid>.scope) and logind's session scopes of SSH logins
+	 * (/user.slice/user-UID.slice/session-N.scope, depth 3). The ancestor at such a depth is the
+	 * session, whatever child cgroup a process of the session has moved itself into. Each bit costs
+	 * every process of the host one ancestor read and one map lookup per hook.
 	 */
-	__u32 slice_level;
+	__u32 session_levels;
 	/*
 	 * 1: tracing programs may call bpf_get_current_ancestor_cgroup_id (Linux 5.14 on); the
 	 * recorder probes the kernel for it. 0: the ancestor is read from the task's cgroup instead.
 	 */
 	__u32 ancestor_helper;
 };
-const volatile struct esr_load_config load_config SEC(".rodata.esr") __weak = { .slice_level = 2, .ancestor_helper = 1 };
+const volatile struct esr_load_config load_config SEC(".rodata.esr") __weak = { .session_levels = 1u << 2, .ancestor_helper = 1 };
+
+/* Depths a session cgroup may have: bits 0 to ESR_SESSION_LEVELS - 1 of session_levels. */
+#define ESR_SESSION_LEVELS 16
 
 /*
  * Shared by the programs of every event kind. Each kind's object defines it (weak), and the build
@@ -216,13 +222,18 @@ struct cgroup___ptrs {
 	struct cgroup *ancestors[];
 } __attribute__((preserve_access_index));
 
-/* The id of the default hierarchy's (cgroup2) ancestor of `cgrp` at `level`, or 0 when cgrp sits higher up. */
-static __always_inline __u64 ancestor_cgroup_id(struct cgroup *cgrp, __u32 level)
+/*
+ * What bpf_get_current_ancestor_cgroup_id(level) returns for a task in `cgrp` (of depth
+ * `cgrp_level`), read where kernels before 5.14 refuse the helper: the id of the default
+ * hierarchy's (cgroup2) ancestor of cgrp at `level`, cgrp's own at its own depth, or 0 when cgrp
+ * sits higher up.
+ */
+static __always_inline __u64 ancestor_cgroup_id(struct cgroup *cgrp, int cgrp_level, __u32 level)
 {
 	struct cgroup *ancestor = 0;
 	__u64 id = 0;
 
-	if (!cgrp || BPF_CORE_READ(cgrp, level) < (int)level)
+	if (!cgrp || cgrp_level < (int)level)
 		return 0;
 	if (bpf_core_field_exists(struct cgroup___ids, ancestor_ids)) {
 		bpf_probe_read_kernel(&id, sizeof(id), (void *)cgrp + bpf_core_field_offset(struct cgroup___ids, ancestor_ids) + level * sizeof(__u64));
@@ -233,49 +244,56 @@ static __always_inline __u64 ancestor_cgroup_id(struct cgroup *cgrp, __u32 level
 }
 
 /*
- * What bpf_get_current_ancestor_cgroup_id(level) returns, read where kernels before 5.14 refuse
- * it: the ancestor at `level` of the current task's cgroup2 cgroup.
+ * The session of a cgroup, if it records `kind`: its ancestor (or itself) at one of the session
+ * levels is a key of `sessions`. The one place that knows the levels; every way of finding a
+ * session goes through it. current_task (a constant at every call) means the current task's
+ * cgroup, found with bpf_get_current_ancestor_cgroup_id where the kernel allows it (cgrp unused);
+ * otherwise `cgrp` is read. The loop is unrolled so that the verifier, which sees load_config as a
+ * constant, drops the levels not configured: an outsider pays only for the levels in use.
  */
-static __always_inline __u64 ancestor_cgroup_id_of_task(__u32 level)
+static __always_inline struct esr_session *session_of(bool current_task, struct cgroup *cgrp, enum esr_kind kind, __u64 *session_id)
 {
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	int cgrp_level = 0;
 
-	return ancestor_cgroup_id(BPF_CORE_READ(task, cgroups, dfl_cgrp), level);
-}
+	/* load_config is read where it decides, never kept: the verifier must see a constant each time. */
+	if (current_task && !load_config.ancestor_helper)
+		cgrp = BPF_CORE_READ((struct task_struct *)bpf_get_current_task(), cgroups, dfl_cgrp);
+	if (!(current_task && load_config.ancestor_helper))
+		cgrp_level = cgrp ? BPF_CORE_READ(cgrp, level) : -1;
+#pragma unroll
+	for (__u32 level = 0; level < ESR_SESSION_LEVELS; level++) {
+		__u64 id;
+		struct esr_session *s;
 
-/* The session whose slice has this id, if it is recording `kind`. */
-static __always_inline struct esr_session *session_recording(enum esr_kind kind, __u64 id)
-{
-	struct esr_session *s = bpf_map_lookup_elem(&sessions, &id);
-
-	return s && (s->kinds & (1u << kind)) ? s : 0;
+		if (!(load_config.session_levels & (1u << level)))
+			continue;
+		id = current_task && load_config.ancestor_helper ? bpf_get_current_ancestor_cgroup_id(level)
+								 : ancestor_cgroup_id(cgrp, cgrp_level, level);
+		s = bpf_map_lookup_elem(&sessions, &id);
+		if (!s)
+			continue;
+		if (!(s->kinds & (1u << kind)))
+			return 0;
+		*session_id = id;
+		return s;
+	}
+	return 0;
 }
 
 /* The session of the current task, if it is recording `kind`: the one check every hook does first. */
 static __always_inline struct esr_session *current_session(enum esr_kind kind, __u64 *session_id)
 {
-	__u32 level = load_config.slice_level;
-	__u64 id = load_config.ancestor_helper ? bpf_get_current_ancestor_cgroup_id(level) : ancestor_cgroup_id_of_task(level);
-	struct esr_session *s = session_recording(kind, id);
-
-	if (s)
-		*session_id = id;
-	return s;
+	return session_of(true, 0, kind, session_id);
 }
 
 /*
  * The session of a cgroup, if it is recording `kind`: the check for what happens outside the
  * task it belongs to (a handshake completing in softirq, on whatever task was running), where the
- * kernel object names its own cgroup. The slice is found at the same level as current_session's.
+ * kernel object names its own cgroup.
  */
 static __always_inline struct esr_session *session_of_cgroup(enum esr_kind kind, struct cgroup *cgrp, __u64 *session_id)
 {
-	__u64 id = ancestor_cgroup_id(cgrp, load_config.slice_level);
-	struct esr_session *s = session_recording(kind, id);
-
-	if (s)
-		*session_id = id;
-	return s;
+	return session_of(false, cgrp, kind, session_id);
 }
 
 /* task_struct.sessionid exists only with CONFIG_AUDITSYSCALL: a flavor of our own lets the object load without it. */

@@ -36,17 +36,25 @@ passed=$((passed + static_passed))
 failed=$((failed + static_failed))
 [ "$static_failed" -gt 0 ] && status=1
 
-# The kernel matrix: the end-to-end checks on Debian's kernels under qemu and on this kernel, each
-# check counted. Only in a whole run: arguments select bun tests.
-if [ $# -eq 0 ]; then
-  mlog=$(mktemp)
-  bash scripts/kernel-matrix.sh 2>&1 | tee "$mlog"
+# The kernel matrix and the systemd VM: the end-to-end checks on Debian's kernels under qemu, on this
+# kernel and on a systemd host, each check counted. Only in a whole run: arguments select bun tests.
+# counted PREFIX COMMAND…: runs a script that ends with "PREFIX: N passed, M failed", adds its counts.
+counted() {
+  local prefix=$1 out counts
+  shift
+  out=$(mktemp)
+  "$@" 2>&1 | tee "$out"
   [ "${PIPESTATUS[0]}" -ne 0 ] && status=1
-  counts=$(sed -n 's/^kernel-matrix: \([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p' "$mlog" | tail -1)
-  rm -f "$mlog"
+  counts=$(sed -n "s/^$prefix: \\([0-9]*\\) passed, \\([0-9]*\\) failed$/\\1 \\2/p" "$out" | tail -1)
+  rm -f "$out"
   if [ -z "$counts" ]; then counts="0 1" status=1; fi
   passed=$((passed + ${counts% *}))
   failed=$((failed + ${counts#* }))
+}
+if [ $# -eq 0 ]; then
+  counted kernel-matrix bash scripts/kernel-matrix.sh
+  # The systemd host, every check: ≈ 4–5 min under emulation (11 min at load 20), inside CI's budget.
+  counted systemd-vm bash scripts/systemd-vm.sh
 fi
 echo "$passed passed, $failed failed"
 exit "$status"

@@ -1,11 +1,12 @@
 /** Can this host record? What `esr check` reports, and what `esr record` refuses to start without. */
-import { existsSync } from "node:fs";
+import { existsSync, realpathSync } from "node:fs";
 import { release } from "node:os";
 import { EVENT_KINDS, type EsrConfig } from "../config/config.ts";
 import { EsrError, errorMessage } from "../errors.ts";
 import { libbpf } from "../kernel/libbpf.ts";
 import { KernelTracer } from "../kernel/tracer.ts";
 import { sshdChecks, type SshdCheckOptions } from "./sshd-checks.ts";
+import { ESR_SYSTEMD_SLICE, systemdBooted } from "../sys/systemd.ts";
 
 export interface CheckItem {
   name: string;
@@ -87,7 +88,13 @@ export function hostChecks(config: EsrConfig, sshd: SshdCheckOptions = {}): Chec
       kinds: [...EVENT_KINDS],
       onFailure: () => {},
     });
-    items.push({ name: "cgroup v2", ok: true, detail: `mounted at ${er.cgroupPath}, slices under ${er.rootPath}` });
+    items.push({
+      name: "cgroup v2",
+      ok: true,
+      detail: tracer.root.systemdSlice
+        ? `mounted at ${er.cgroupPath}; sessions in systemd scopes of ${tracer.root.systemdSlice}`
+        : `mounted at ${er.cgroupPath}, slices under ${er.rootPath}`,
+    });
     for (const p of tracer.programs.attached)
       items.push({ name: `${p.kind} hook`, ok: true, detail: `${p.section} (${p.name}) loads and attaches` });
     items.push({
@@ -104,6 +111,36 @@ export function hostChecks(config: EsrConfig, sshd: SshdCheckOptions = {}): Chec
   } finally {
     tracer?.close();
   }
-  items.push(...sshdChecks(sshd));
+  items.push(...systemdItems(), ...sshdChecks(sshd));
+  return items;
+}
+
+/** user@.service masked: `systemctl mask` links the unit to /dev/null. */
+const USER_MANAGER_MASK = "/etc/systemd/system/user@.service";
+
+/** On a systemd host: where sessions go, and what the user's own systemd manager takes out of them. */
+function systemdItems(): CheckItem[] {
+  if (!systemdBooted()) return [];
+  const items: CheckItem[] = [
+    {
+      name: "systemd",
+      ok: true,
+      detail: `esr record runs each command in a transient scope esr-<sid>.scope of ${ESR_SYSTEMD_SLICE}; SSH logins are recorded in logind's session-N.scope, where logind and the user's slice keep managing them`,
+    },
+  ];
+  let masked = false;
+  try {
+    masked = realpathSync(USER_MANAGER_MASK) === "/dev/null";
+  } catch {
+    // no such file: not masked
+  }
+  items.push({
+    name: "user manager",
+    ok: true,
+    warn: !masked,
+    detail: masked
+      ? "user@.service is masked: logins cannot start processes through a systemd user manager"
+      : "user@.service is not masked: what a login starts through its systemd user manager (systemd-run --user, systemctl --user start) runs in user@UID.service, outside the login's scope, and is not recorded (the command that asked for it is); systemctl mask user@.service where that matters",
+  });
   return items;
 }

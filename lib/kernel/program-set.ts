@@ -17,8 +17,11 @@ import { SESSION_VALUE_SIZE, decodeSessionValue, encodeSessionValue } from "./se
 export interface ProgramSetOptions {
   /** Kinds whose programs are loaded; a session can record only those. */
   kinds: readonly EventKind[];
-  /** Depth of the session slices below the cgroup2 root. */
-  sliceLevel: number;
+  /**
+   * Depths below the cgroup2 root at which a session's cgroup may sit (esr's slices, systemd
+   * scopes): each costs every process of the host one map lookup per hook.
+   */
+  sessionLevels: readonly number[];
   /** Ring buffer size per kind, in pages (Teleport's *_buffer_size). */
   bufferPages: Record<EventKind, number>;
   /**
@@ -82,7 +85,7 @@ export class ProgramSet {
           );
         else if (name === "per_cpu_scratch")
           check(bpf.bpf_map__set_max_entries(map, cpus), "cannot size the scratch map");
-        else if (name.endsWith(".rodata.esr")) setLoadConfig(map, opts.sliceLevel, ancestorHelper);
+        else if (name.endsWith(".rodata.esr")) setLoadConfig(map, opts.sessionLevels, ancestorHelper);
       }
       const enabled: { prog: Pointer; name: string; kind: EventKind }[] = [];
       for (const prog of programs(obj)) {
@@ -148,13 +151,21 @@ function* walk(obj: Pointer, next: (obj: Pointer, prev: Pointer | null) => unkno
 const maps = (obj: Pointer) => walk(obj, libbpf().bpf_object__next_map);
 const programs = (obj: Pointer) => walk(obj, libbpf().bpf_object__next_program);
 
+/** Session cgroups deeper than this are not found by the programs (ESR_SESSION_LEVELS of bpf/esr.h). */
+export const SESSION_LEVELS = 16;
+
 /** Fills bpf/esr.h's struct esr_load_config. */
-function setLoadConfig(map: Pointer, sliceLevel: number, ancestorHelper: boolean) {
+function setLoadConfig(map: Pointer, sessionLevels: readonly number[], ancestorHelper: boolean) {
+  const deepest = Math.max(...sessionLevels);
+  if (deepest >= SESSION_LEVELS || sessionLevels.some((l) => !Number.isInteger(l) || l < 1))
+    throw new EsrError(
+      `session cgroups at depth ${deepest} below the cgroup2 root cannot be recorded (at most ${SESSION_LEVELS - 1}): shorten root_path`,
+    );
   const size = new BigUint64Array(1);
   const data = checkPtr(libbpf().bpf_map__initial_value(map, size), "cannot configure the BPF programs");
   if (size[0]! < 8n) throw new EsrError("BPF object has no room for its load configuration");
   const config = new DataView(toArrayBuffer(data, 0, 8));
-  config.setUint32(0, sliceLevel, true);
+  config.setUint32(0, sessionLevels.reduce((mask, level) => mask | (1 << level), 0) >>> 0, true);
   config.setUint32(4, ancestorHelper ? 1 : 0, true);
 }
 

@@ -8,6 +8,7 @@ import { kindNamed } from "../events/kinds/index.ts";
 import { type CgroupRoot, type CgroupSlice, prepareCgroupRoot, removeStaleSlices } from "../sys/cgroup-slice.ts";
 import { hostView } from "./host-view.ts";
 import { bootTimeNs } from "../sys/libc.ts";
+import { ESR_SYSTEMD_SLICE, systemdBooted } from "../sys/systemd.ts";
 import { ProgramSet } from "./program-set.ts";
 import { RingReader } from "./ring-reader.ts";
 
@@ -25,6 +26,11 @@ export interface TracerOptions {
   kinds: readonly EventKind[];
   /** Called when events cannot be handled (a sink failed, e.g. disk full). */
   onFailure(err: unknown): void;
+  /**
+   * Depths below the cgroup2 root of cgroups made by others that sessions will adopt (logind's
+   * session scopes), besides this recorder's own slices.
+   */
+  adoptedLevels?: readonly number[];
 }
 
 /** Where a session's events go: each as its kind decoded it, with the time the kernel saw it. */
@@ -60,12 +66,19 @@ export class KernelTracer {
     this.timer = setInterval(() => this.drainSome(), DRAIN_INTERVAL_MS);
   }
 
-  /** Mounts cgroup2 if needed, cleans slices of dead recorders, loads and attaches the programs. */
-  static start({ config, kinds, onFailure }: TracerOptions): KernelTracer {
-    const root = { cgroupPath: config.cgroupPath, rootPath: config.rootPath };
-    const sliceLevel = prepareCgroupRoot(root);
+  /**
+   * Mounts cgroup2 if needed, cleans slices of dead recorders, loads and attaches the programs. On a
+   * systemd host the sessions' own cgroups are transient scopes in esr.slice, which systemd knows.
+   */
+  static start({ config, kinds, onFailure, adoptedLevels = [] }: TracerOptions): KernelTracer {
+    const root: CgroupRoot = {
+      cgroupPath: config.cgroupPath,
+      rootPath: config.rootPath,
+      ...(systemdBooted() ? { systemdSlice: ESR_SYSTEMD_SLICE } : {}),
+    };
+    const sessionLevels = [...new Set([prepareCgroupRoot(root), ...adoptedLevels])];
     const stale = removeStaleSlices(root);
-    const programs = ProgramSet.load({ kinds, sliceLevel, bufferPages: config.bufferPages });
+    const programs = ProgramSet.load({ kinds, sessionLevels, bufferPages: config.bufferPages });
     return new KernelTracer(root, programs, onFailure, stale);
   }
 

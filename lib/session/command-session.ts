@@ -56,7 +56,7 @@ export async function runCommandSession(opts: CommandSessionOptions): Promise<Co
       })
     : undefined;
   try {
-    session = RecordedSession.begin({
+    session = await RecordedSession.begin({
       store,
       config,
       tracer,
@@ -120,6 +120,7 @@ async function runCommand(
     });
     pty?.attach(child);
     signals.target = child;
+    session.slice?.release();
     await child.exited;
     return child.exitCode !== null ? { status: child.exitCode } : { signal: signalNumber(child.signalCode) };
   } catch (err) {

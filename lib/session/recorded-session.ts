@@ -24,6 +24,11 @@ export interface SessionOptions {
   config: EsrConfig;
   /** The recorder that records the slice; none when enhanced recording is off. */
   tracer?: KernelTracer;
+  /**
+   * The cgroup2 path of a cgroup made for the session by someone else (logind's scope of an SSH
+   * login), recorded where it is; without it the session gets a new slice of its own.
+   */
+  adoptCgroup?: string;
   /** Teleport user name. */
   user: string;
   /** Local account the session runs as. */
@@ -59,16 +64,18 @@ const FLUSH_INTERVAL_MS = 500;
 const WRITE_FAILURES = new Set(["ENOSPC", "EDQUOT", "EROFS", "EIO", "EFBIG"]);
 
 export class RecordedSession {
-  readonly sid = crypto.randomUUID();
   readonly identity: SessionIdentity;
   readonly writer: SessionSink;
-  /** Where the session's processes must run; undefined when enhanced recording is off. */
-  readonly slice?: CgroupSlice;
   readonly start = new Date();
   private readonly flushTimer: ReturnType<typeof setInterval>;
   private failure: unknown;
 
-  private constructor(private readonly opts: SessionOptions) {
+  private constructor(
+    readonly sid: string,
+    private readonly opts: SessionOptions,
+    /** Where the session's processes must run; undefined when enhanced recording is off. */
+    readonly slice: CgroupSlice | undefined,
+  ) {
     const { config, store } = opts;
     this.identity = {
       sid: this.sid,
@@ -79,10 +86,9 @@ export class RecordedSession {
       clusterName: config.clusterName,
     };
     this.writer = store.openSession(this.sid);
-    if (opts.tracer) {
-      this.slice = CgroupSlice.create(opts.tracer.root, this.sid);
+    if (opts.tracer && slice) {
       const { identity, writer } = this;
-      opts.tracer.add(this.slice, opts.events, (kind, rec, time) =>
+      opts.tracer.add(slice, opts.events, (kind, rec, time) =>
         writer.write(kind.build(identity, writer.index(), rec, time)),
       );
     }
@@ -100,9 +106,16 @@ export class RecordedSession {
     return this.opts.tracer !== undefined;
   }
 
-  /** Creates the slice, registers it and writes session.start; processes may then enter the slice. */
-  static begin(opts: SessionOptions): RecordedSession {
-    const session = new RecordedSession(opts);
+  /** Creates (or adopts) the slice, registers it and writes session.start; processes may then enter the slice. */
+  static async begin(opts: SessionOptions): Promise<RecordedSession> {
+    const sid = crypto.randomUUID();
+    const { tracer } = opts;
+    const slice = !tracer
+      ? undefined
+      : opts.adoptCgroup !== undefined
+        ? CgroupSlice.adopt(tracer.root.cgroupPath, opts.adoptCgroup)
+        : await CgroupSlice.create(tracer.root, sid);
+    const session = new RecordedSession(sid, opts, slice);
     try {
       const { enhanced } = session;
       session.writer.write({

@@ -1,10 +1,13 @@
 /**
  * `esr daemon`: records every OpenSSH login of the host with one KernelTracer (one set of BPF programs;
  * a login is a map entry, docs/contract.md §7). `esr pam` asks it, from the login's PAM session stack, to adopt
- * the sshd `[priv]` process that runs the hook: the daemon creates the login's slice, moves that
- * process into it and registers it before answering, so everything sshd then starts for the login
- * (the user's shell, sftp-server, port forwards) runs recorded. A login's session ends when its
- * slice is empty, not at logout: what it left running stays recorded until it exits.
+ * the sshd `[priv]` process that runs the hook. On a systemd host pam_systemd has put that process in
+ * logind's `session-N.scope` by then: the daemon registers that scope where it is, so logind and the
+ * user's slice keep managing the login. Elsewhere (or without pam_systemd) the daemon creates the
+ * login's slice and moves that process into it. Either way the cgroup is registered before the
+ * answer, so everything sshd then starts for the login (the user's shell, sftp-server, port
+ * forwards) runs recorded. A login's session ends when its cgroup is empty, not at logout: what it
+ * left running stays recorded until it exits.
  */
 import { lookupAccount } from "../sys/accounts.ts";
 import { FileEventStore } from "../store/file/file-store.ts";
@@ -18,6 +21,7 @@ import { KernelTracer } from "../kernel/tracer.ts";
 import { RecordedSession } from "../session/recorded-session.ts";
 import { processStat } from "../sys/proc.ts";
 import { authInfoFields, holdsPtyMaster, loginUidOf, tcpConnectionOf } from "./login-facts.ts";
+import { LOGIND_SCOPE_LEVEL, logindScope, processCgroup, systemdBooted } from "../sys/systemd.ts";
 
 export interface DaemonOptions {
   config: EsrConfig;
@@ -87,12 +91,13 @@ class LoginSessions {
           config: er,
           // Only what some user's roles can select: each loaded kind costs every process of the host.
           kinds: possibleEvents(config),
+          adoptedLevels: systemdBooted() ? [LOGIND_SCOPE_LEVEL] : [],
           onFailure: (err) => daemon?.failAll(err),
         })
       : undefined;
     // Slices a previous daemon left (it died): their processes were killed, not left unrecorded.
     for (const path of tracer?.staleSlicesRemoved ?? [])
-      opts.log(`removed stale slice ${path}, killing what ran in it`);
+      opts.log(`killed what ran in ${path}, left by a recorder that is gone`);
     if (!tracer) opts.log("enhanced recording is disabled: logins get session.start and session.end only");
     daemon = new LoginSessions(opts, store, tracer);
     return daemon;
@@ -106,7 +111,7 @@ class LoginSessions {
     return request.type === "open_session" ? this.open(request, sshdPid) : this.close(request, sshdPid);
   }
 
-  private open(request: HookRequest, sshdPid: number): DaemonReply {
+  private async open(request: HookRequest, sshdPid: number): Promise<DaemonReply> {
     const { user } = request;
     const connection = tcpConnectionOf(sshdPid);
     // PAM_USER is what pam_exec says; the kernel's login uid, set by pam_loginuid, cannot be faked.
@@ -117,10 +122,14 @@ class LoginSessions {
         `PAM_USER ${user} (uid ${account.uid}) is not the login uid ${loginUid} of sshd pid ${sshdPid}`,
       );
     const { config } = this.opts;
-    const session = RecordedSession.begin({
+    const scope = this.tracer && systemdBooted() ? logindScope(processCgroup(sshdPid)) : undefined;
+    if (scope && scope.uid !== account.uid)
+      throw new EsrError(`sshd pid ${sshdPid} is in ${scope.path}, a session of uid ${scope.uid}, not of ${user}`);
+    const session = await RecordedSession.begin({
       store: this.store,
       config,
       tracer: this.tracer,
+      adoptCgroup: scope?.path,
       user,
       login: user,
       events: eventsForUser(config, user),
@@ -135,7 +144,7 @@ class LoginSessions {
     });
     const login: Login = { session, sshdPid, user, terminal: false, ended: Promise.resolve() };
     try {
-      session.slice?.adopt(sshdPid);
+      if (!scope) session.slice?.moveIn(sshdPid);
     } catch (err) {
       session.fail(err);
       this.track(login);
@@ -143,8 +152,9 @@ class LoginSessions {
     }
     this.bySshd.set(sshdPid, login);
     this.track(login);
+    const where = scope ? `, in logind's session ${scope.session}` : "";
     this.opts.log(
-      `session ${session.sid}: login ${user} from ${connection.remote} to ${connection.local} (sshd pid ${sshdPid})`,
+      `session ${session.sid}: login ${user} from ${connection.remote} to ${connection.local} (sshd pid ${sshdPid}${where})`,
     );
     return { ok: true, sid: session.sid };
   }

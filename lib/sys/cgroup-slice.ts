@@ -1,10 +1,13 @@
 /**
- * A session's cgroup v2 slice, `<cgroup_path>/<root_path>/<sid>`. Its cgroup id is the session's
- * key in the kernel; every process of the session lives in it or in a child of it.
+ * A session's cgroup v2 slice: `<cgroup_path>/<root_path>/<sid>`, or on a systemd host a transient
+ * scope `/esr.slice/esr-<sid>.scope` that systemd manages, or a cgroup someone else made for the
+ * session (logind's `session-N.scope` of an SSH login). Its cgroup id is the session's key in the
+ * kernel; every process of the session lives in it or in a child of it.
  *
- * A recorder that dies leaves its slice behind, unrecorded. Each live slice therefore has an owner
- * file in OWNERS_DIR (pid and start time of its recorder), and the next recorder removes slices
- * whose owner is gone, killing what still runs there: nothing keeps running unrecorded.
+ * A recorder that dies leaves its sessions running, unrecorded. Each live session cgroup therefore
+ * has an owner file in OWNERS_DIR (pid and start time of its recorder), and the next recorder kills
+ * what still runs in those whose owner is gone, and removes its own slices: nothing keeps running
+ * unrecorded.
  */
 import {
   existsSync,
@@ -21,6 +24,7 @@ import { basename, join, posix } from "node:path";
 import { EsrError, errorMessage } from "../errors.ts";
 import { mountFs } from "./libc.ts";
 import { processStat } from "./proc.ts";
+import { startTransientScope, type ScopeHolder } from "./systemd.ts";
 
 export const OWNERS_DIR = "/run/esr/slices";
 
@@ -29,11 +33,13 @@ export interface CgroupRoot {
   cgroupPath: string;
   /** parent of the slices, below cgroup_path (enhanced_recording.root_path) */
   rootPath: string;
+  /** On a systemd host: the slice whose transient scopes the sessions are, in place of root_path. */
+  systemdSlice?: string;
 }
 
 /** The directory that holds every slice of this root. */
 export function slicesParent(root: CgroupRoot): string {
-  return join(root.cgroupPath, root.rootPath);
+  return join(root.cgroupPath, root.systemdSlice ?? root.rootPath);
 }
 
 /**
@@ -41,20 +47,14 @@ export function slicesParent(root: CgroupRoot): string {
  * parent exists; returns the depth of a slice below the cgroup2 root, which the BPF programs need.
  */
 export function prepareCgroupRoot(root: CgroupRoot): number {
-  const mount = findMount(root.cgroupPath);
-  if (!mount) {
-    try {
-      mkdirSync(root.cgroupPath, { recursive: true, mode: 0o755 });
-      mountFs("cgroup2", root.cgroupPath);
-    } catch (err) {
+  const mount = mountCgroup2(root.cgroupPath);
+  // systemd creates its slice with the first scope in it; the cgroup tree it sees starts at the root.
+  if (root.systemdSlice) {
+    if (mount.root !== "/")
       throw new EsrError(
-        `cgroup v2 is not mounted at ${root.cgroupPath} and cannot be mounted there: ${errorMessage(err)}`,
+        `${root.cgroupPath} mounts the cgroup ${mount.root}, not the cgroup2 root: systemd's scopes are not below it`,
       );
-    }
-  } else if (mount.fstype !== "cgroup2") {
-    throw new EsrError(
-      `${root.cgroupPath} is a ${mount.fstype} mount, not cgroup v2 (set cgroup_path to a cgroup2 mount or a free directory)`,
-    );
+    return depth(root.systemdSlice) + 1;
   }
   const parent = slicesParent(root);
   try {
@@ -62,8 +62,35 @@ export function prepareCgroupRoot(root: CgroupRoot): number {
   } catch (err) {
     throw new EsrError(`cannot create ${parent}: ${errorMessage(err)}`);
   }
-  const mountRootDepth = depth((mount ?? findMount(root.cgroupPath))?.root ?? "/");
-  return mountRootDepth + depth(root.rootPath) + 1;
+  return depth(mount.root) + depth(root.rootPath) + 1;
+}
+
+/** The directory of a cgroup named by its cgroup2 path (as /proc/PID/cgroup names it), below cgroup_path. */
+export function cgroupDirectory(cgroupPath: string, path: string): string {
+  const mountRoot = mountCgroup2(cgroupPath).root;
+  const inside = posix.relative(mountRoot, path);
+  if (inside.startsWith(".."))
+    throw new EsrError(`cgroup ${path} is outside the cgroup ${mountRoot} that ${cgroupPath} mounts`);
+  return join(cgroupPath, inside);
+}
+
+/** The cgroup2 mount at cgroup_path, mounted there if nothing is. */
+function mountCgroup2(cgroupPath: string): MountInfo {
+  const mount = findMount(cgroupPath);
+  if (mount) {
+    if (mount.fstype !== "cgroup2")
+      throw new EsrError(
+        `${cgroupPath} is a ${mount.fstype} mount, not cgroup v2 (set cgroup_path to a cgroup2 mount or a free directory)`,
+      );
+    return mount;
+  }
+  try {
+    mkdirSync(cgroupPath, { recursive: true, mode: 0o755 });
+    mountFs("cgroup2", cgroupPath);
+  } catch (err) {
+    throw new EsrError(`cgroup v2 is not mounted at ${cgroupPath} and cannot be mounted there: ${errorMessage(err)}`);
+  }
+  return findMount(cgroupPath) ?? { root: "/", fstype: "cgroup2" };
 }
 
 function depth(path: string): number {
@@ -93,33 +120,75 @@ function unescapeMount(s: string): string {
   return s.replace(/\\([0-7]{3})/g, (_, oct) => String.fromCharCode(parseInt(oct, 8)));
 }
 
+/** Who made a session's cgroup, which decides who removes it. */
+type Origin =
+  /** esr, a directory under root_path: esr removes it */
+  | "slice"
+  /** esr, through systemd (a transient scope): systemd removes it once empty */
+  | "scope"
+  /** someone else (logind's session scope): recorded and watched, never removed by esr */
+  | "adopted";
+
 export class CgroupSlice {
   private constructor(
     readonly path: string,
     readonly id: bigint,
+    readonly origin: Origin,
+    private holder?: ScopeHolder,
   ) {}
 
-  /** Creates the slice of a new session and records this process as its owner. */
-  static create(root: CgroupRoot, sid: string): CgroupSlice {
-    const path = join(slicesParent(root), sid);
-    const owner = `${process.pid} ${ownStartTime()} ${path}\n`;
+  /**
+   * Creates the cgroup of a new session and records this process as its owner. In a systemd scope,
+   * a placeholder holds the scope until release() (called once the session's first process is in).
+   */
+  static async create(root: CgroupRoot, sid: string): Promise<CgroupSlice> {
+    const path = join(slicesParent(root), root.systemdSlice ? `esr-${sid}.scope` : sid);
     mkdirSync(OWNERS_DIR, { recursive: true, mode: 0o700 });
     // Claimed before it exists: another recorder's stale-slice cleanup, running between the mkdir
     // and the owner file keyed by the new cgroup's id, must not take it for a dead recorder's.
     const claim = claimFile(path);
-    writeFileSync(claim, owner, { mode: 0o600 });
+    writeFileSync(claim, ownerLine(path, "slice"), { mode: 0o600 });
     try {
-      try {
-        mkdirSync(path, { mode: 0o755 });
-      } catch (err) {
-        throw new EsrError(`cannot create cgroup ${path}: ${errorMessage(err)}`);
+      let holder: ScopeHolder | undefined;
+      if (root.systemdSlice) {
+        holder = await startTransientScope(basename(path), root.systemdSlice, `esr session ${sid}`);
+      } else {
+        try {
+          mkdirSync(path, { mode: 0o755 });
+        } catch (err) {
+          throw new EsrError(`cannot create cgroup ${path}: ${errorMessage(err)}`);
+        }
       }
-      const slice = new CgroupSlice(path, statSync(path, { bigint: true }).ino);
-      writeFileSync(slice.ownerFile, owner, { mode: 0o600 });
+      const slice = new CgroupSlice(path, statSync(path, { bigint: true }).ino, holder ? "scope" : "slice", holder);
+      writeFileSync(slice.ownerFile, ownerLine(path, slice.origin), { mode: 0o600 });
       return slice;
     } finally {
       unlinkSync(claim);
     }
+  }
+
+  /**
+   * A cgroup made for the session by someone else (logind's scope of an SSH login), named by its
+   * cgroup2 path: recorded where it is, owned by this process until the session ends.
+   */
+  static adopt(cgroupPath: string, path: string): CgroupSlice {
+    const dir = cgroupDirectory(cgroupPath, path);
+    let id: bigint;
+    try {
+      id = statSync(dir, { bigint: true }).ino;
+    } catch (err) {
+      throw new EsrError(`cannot find the cgroup ${path}: ${errorMessage(err)}`);
+    }
+    const slice = new CgroupSlice(dir, id, "adopted");
+    mkdirSync(OWNERS_DIR, { recursive: true, mode: 0o700 });
+    writeFileSync(slice.ownerFile, ownerLine(dir, "adopted"), { mode: 0o600 });
+    return slice;
+  }
+
+  /** Ends the placeholder that held a new systemd scope: the session's own processes hold it now. */
+  release() {
+    this.holder?.release();
+    this.holder = undefined;
   }
 
   private get ownerFile(): string {
@@ -135,7 +204,10 @@ export class CgroupSlice {
     }
   }
 
-  /** Resolves once no process is left in the slice (cgroup.events, watched with inotify and polled as a fallback). */
+  /**
+   * Resolves once no process is left in the slice (cgroup.events, watched with inotify and polled as
+   * a fallback); a cgroup that is gone (systemd removed its empty scope) is empty.
+   */
   waitEmpty(pollMs = 100): Promise<void> {
     return new Promise((resolve) => {
       let watcher: ReturnType<typeof watch> | undefined;
@@ -149,6 +221,7 @@ export class CgroupSlice {
       const slice = this;
       try {
         watcher = watch(join(this.path, "cgroup.events"), check);
+        watcher.on("error", check);
       } catch {
         // polling alone still works
       }
@@ -157,13 +230,14 @@ export class CgroupSlice {
   }
 
   /** Moves a running process (and so everything it starts from now on) into the slice. */
-  adopt(pid: number) {
+  moveIn(pid: number) {
     try {
       writeFileSync(join(this.path, "cgroup.procs"), String(pid));
     } catch (err) {
       throw new EsrError(`cannot move pid ${pid} into ${this.path}: ${errorMessage(err)}`);
     }
     if (!ownProcs(this.path).includes(pid)) throw new EsrError(`pid ${pid} is not in ${this.path} after the move`);
+    this.release();
   }
 
   /** Kills every process in the slice and its children. */
@@ -171,20 +245,24 @@ export class CgroupSlice {
     killCgroup(this.path);
   }
 
-  /** Removes the slice (and child cgroups a process of the session created) and its owner file. */
+  /**
+   * Removes esr's own slice (and child cgroups a process of the session created) and the owner
+   * file; systemd removes the scopes itself.
+   */
   remove() {
-    removeCgroupTree(this.path);
+    this.release();
+    if (this.origin === "slice") removeCgroupTree(this.path);
     if (existsSync(this.ownerFile)) unlinkSync(this.ownerFile);
   }
 }
 
 /**
- * Removes slices under this root whose recorder is gone, killing their processes first.
- * Returns the paths removed.
+ * Removes slices under this root whose recorder is gone, killing their processes first, and kills
+ * what runs in adopted cgroups (logind scopes) whose recorder is gone. Returns the paths cleaned.
  */
 export function removeStaleSlices(root: CgroupRoot): string[] {
+  const removed = killStaleAdopted();
   const parent = slicesParent(root);
-  const removed: string[] = [];
   let names: string[];
   try {
     names = readdirSync(parent, { withFileTypes: true })
@@ -215,6 +293,50 @@ export function removeStaleSlices(root: CgroupRoot): string[] {
     }
   }
   return removed;
+}
+
+/**
+ * Adopted cgroups are not below any recorder's root: their owner files name them. Their processes
+ * are killed (systemd then removes an emptied scope, and logind ends its session).
+ */
+function killStaleAdopted(): string[] {
+  const killed: string[] = [];
+  let names: string[];
+  try {
+    names = readdirSync(OWNERS_DIR).filter((n) => /^\d+$/.test(n));
+  } catch {
+    return killed;
+  }
+  for (const name of names) {
+    const ownerFile = join(OWNERS_DIR, name);
+    let text: string;
+    try {
+      text = readFileSync(ownerFile, "utf8");
+    } catch {
+      continue;
+    }
+    const [, , path, origin] = text.trim().split(" ");
+    if (origin !== "adopted" || !path || ownerAlive(ownerFile)) continue;
+    let id: bigint | undefined;
+    try {
+      id = statSync(path, { bigint: true }).ino;
+    } catch {
+      // the cgroup is gone: only the owner file was left
+    }
+    if (id === BigInt(name)) {
+      // A login that cannot be killed would run on unrecorded: that stops this recorder.
+      try {
+        killCgroup(path);
+      } catch (err) {
+        throw new EsrError(
+          `cannot kill what runs in ${path}, recorded by a recorder that is gone: ${errorMessage(err)}`,
+        );
+      }
+      killed.push(path);
+    }
+    unlinkSync(ownerFile);
+  }
+  return killed;
 }
 
 /** True when a cgroup below `path` is the live slice of some recorder. */
@@ -253,6 +375,11 @@ function ownerAlive(ownerFile: string): boolean {
   }
   const [pid, start] = text.split(" ");
   return !!pid && processStat(Number(pid))?.startTime === start;
+}
+
+/** An owner file's content: this recorder (pid, start time), the cgroup, and who made it. */
+function ownerLine(path: string, origin: Origin): string {
+  return `${process.pid} ${ownStartTime()} ${path} ${origin}\n`;
 }
 
 let startTime: string | undefined;

@@ -17,11 +17,15 @@ let reader: RingReader;
 let slice: CgroupSlice;
 const records: KernelExec[] = [];
 
-beforeAll(() => {
+beforeAll(async () => {
   const sliceLevel = prepareCgroupRoot(root);
-  probes = ProgramSet.load({ kinds: ["command"], sliceLevel, bufferPages: { command: 8, disk: 8, network: 8 } });
+  probes = ProgramSet.load({
+    kinds: ["command"],
+    sessionLevels: [sliceLevel],
+    bufferPages: { command: 8, disk: 8, network: 8 },
+  });
   reader = new RingReader(probes.ringFds.get("command")!, (bytes) => records.push(KINDS[0].decode(bytes)));
-  slice = CgroupSlice.create(root, "decoder");
+  slice = await CgroupSlice.create(root, "decoder");
   probes.addSession(slice.id, ["command"]);
 });
 

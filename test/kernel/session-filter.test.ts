@@ -1,5 +1,6 @@
 /**
- * Both ways the programs find a task's session give the same answer on this kernel: the helper
+ * A session's cgroup is found at each configured depth (esr's slices at one, logind's scopes one
+ * deeper), and both ways the programs find a task's session give the same answer on this kernel: the helper
  * (bpf_get_current_ancestor_cgroup_id) and the task-cgroup read that kernels before 5.14 need,
  * forced here so the ancestors[] layout of 6.x kernels is exercised too (the kernel matrix, in
  * scripts/kernel-matrix.sh, covers the ancestor_ids[] layout on 5.10).
@@ -18,26 +19,35 @@ for (const ancestorHelper of [true, false]) {
     let programs: ProgramSet;
     let reader: RingReader;
     let slice: CgroupSlice;
+    /** An unrecorded cgroup beside the slice, with a recorded one inside: user-UID.slice/session-N.scope. */
+    let userSlice: string;
+    let scope: CgroupSlice;
     const records: KernelExec[] = [];
 
-    beforeAll(() => {
+    beforeAll(async () => {
       const sliceLevel = prepareCgroupRoot(root);
       programs = ProgramSet.load({
         kinds: ["command"],
-        sliceLevel,
+        // esr's slices, and scopes one deeper, as logind's are below user-UID.slice.
+        sessionLevels: [sliceLevel, sliceLevel + 1],
         bufferPages: { command: 8, disk: 8, network: 8 },
         ancestorHelper,
       });
       reader = new RingReader(programs.ringFds.get("command")!, (bytes) => records.push(commandKind.decode(bytes)));
-      slice = CgroupSlice.create(root, "filter");
+      slice = await CgroupSlice.create(root, "filter");
       programs.addSession(slice.id, ["command"]);
+      userSlice = join(slicesParent(root), "user-slice");
+      mkdirSync(join(userSlice, "scope"), { recursive: true });
+      scope = CgroupSlice.adopt(root.cgroupPath, join(root.rootPath, "user-slice", "scope"));
+      programs.addSession(scope.id, ["command"]);
     });
 
     afterAll(() => {
       reader?.close();
       programs?.close();
       slice?.remove();
-      Bun.spawnSync(["rmdir", slicesParent(root)]);
+      scope?.remove();
+      Bun.spawnSync(["rmdir", join(userSlice, "scope"), userSlice, slicesParent(root)]);
     });
 
     async function execsIn(cgroup: string | undefined, marker: string): Promise<KernelExec[]> {
@@ -62,6 +72,15 @@ for (const ancestorHelper of [true, false]) {
       const recs = await execsIn(deep, "nested");
       expect(recs.map((r) => [r.sessionId, r.cgroupId])).toEqual([[slice.id, statSync(deep, { bigint: true }).ino]]);
       Bun.spawnSync(["rmdir", deep, join(slice.path, "a")]);
+    });
+
+    test("an exec in a session cgroup one level deeper belongs to that session", async () => {
+      const recs = await execsIn(scope.path, "in-scope");
+      expect(recs.map((r) => [r.sessionId, r.cgroupId])).toEqual([[scope.id, scope.id]]);
+    });
+
+    test("an exec in the unrecorded parent of such a session belongs to no session", async () => {
+      expect(await execsIn(userSlice, "in-user-slice")).toEqual([]);
     });
 
     test("an exec outside the slice belongs to no session", async () => {

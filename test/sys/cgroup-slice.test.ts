@@ -1,7 +1,8 @@
 /** CgroupSlice on the real cgroup2 hierarchy, under a root_path of its own. */
 import { afterAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdirSync, readFileSync, rmdirSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { basename, join } from "node:path";
 import { processStat } from "../../lib/sys/proc.ts";
 import {
   CgroupSlice,
@@ -28,9 +29,9 @@ describe("prepareCgroupRoot", () => {
 });
 
 describe("CgroupSlice", () => {
-  test("its id is the cgroup's inode number, and it records its owner", () => {
+  test("its id is the cgroup's inode number, and it records its owner", async () => {
     prepareCgroupRoot(root);
-    const slice = CgroupSlice.create(root, "s1");
+    const slice = await CgroupSlice.create(root, "s1");
     expect(slice.id).toBe(statSync(slice.path, { bigint: true }).ino);
     expect(readFileSync(join(OWNERS_DIR, String(slice.id)), "utf8")).toStartWith(`${process.pid} `);
     slice.remove();
@@ -40,7 +41,7 @@ describe("CgroupSlice", () => {
 
   test("populated while a process runs in it or a child cgroup; waitEmpty resolves when all are gone", async () => {
     prepareCgroupRoot(root);
-    const slice = CgroupSlice.create(root, "s2");
+    const slice = await CgroupSlice.create(root, "s2");
     expect(slice.isPopulated()).toBe(false);
     const child = join(slice.path, "child");
     mkdirSync(child);
@@ -56,7 +57,7 @@ describe("CgroupSlice", () => {
 
   test("kill ends every process of the slice, child cgroups included", async () => {
     prepareCgroupRoot(root);
-    const slice = CgroupSlice.create(root, "s3");
+    const slice = await CgroupSlice.create(root, "s3");
     mkdirSync(join(slice.path, "nested"));
     const a = Bun.spawn(["sleep", "30"], { cgroup: slice.path });
     const b = Bun.spawn(["sleep", "30"], { cgroup: join(slice.path, "nested") });
@@ -66,13 +67,49 @@ describe("CgroupSlice", () => {
     await slice.waitEmpty();
     slice.remove();
   });
+
+  test("an adopted cgroup (someone else's, e.g. logind's scope) is owned while recorded and never removed", () => {
+    const made = join("/cgroup2", `esr-test-adopted-${process.pid}`);
+    mkdirSync(made);
+    try {
+      const slice = CgroupSlice.adopt("/cgroup2", `/esr-test-adopted-${process.pid}`);
+      expect(slice.path).toBe(made);
+      expect(slice.id).toBe(statSync(made, { bigint: true }).ino);
+      expect(readFileSync(join(OWNERS_DIR, String(slice.id)), "utf8")).toBe(
+        `${process.pid} ${processStat(process.pid)?.startTime} ${made} adopted\n`,
+      );
+      slice.remove();
+      expect(existsSync(made)).toBe(true);
+      expect(existsSync(join(OWNERS_DIR, String(slice.id)))).toBe(false);
+      expect(() => CgroupSlice.adopt("/cgroup2", "/no-such-cgroup")).toThrow("cannot find the cgroup /no-such-cgroup");
+    } finally {
+      rmdirSync(made);
+    }
+  });
 });
 
 describe("removeStaleSlices", () => {
+  test("kills what runs in an adopted cgroup whose recorder is dead, and leaves the cgroup to its maker", async () => {
+    prepareCgroupRoot(root);
+    const made = join("/cgroup2", `esr-test-stale-adopted-${process.pid}`);
+    mkdirSync(made);
+    try {
+      const slice = CgroupSlice.adopt("/cgroup2", `/esr-test-stale-adopted-${process.pid}`);
+      const orphan = Bun.spawn(["sleep", "30"], { cgroup: made });
+      writeFileSync(join(OWNERS_DIR, String(slice.id)), `999999999 1 ${made} adopted\n`);
+      expect(removeStaleSlices(root)).toEqual([made]);
+      expect(await orphan.exited).not.toBe(0);
+      expect(existsSync(made)).toBe(true);
+      expect(existsSync(join(OWNERS_DIR, String(slice.id)))).toBe(false);
+    } finally {
+      rmdirSync(made);
+    }
+  });
+
   test("removes slices whose recorder is dead, killing what runs there; keeps live ones", async () => {
     prepareCgroupRoot(root);
-    const live = CgroupSlice.create(root, "live");
-    const stale = CgroupSlice.create(root, "stale");
+    const live = await CgroupSlice.create(root, "live");
+    const stale = await CgroupSlice.create(root, "stale");
     // A recorder that died: its owner file names a process that no longer exists.
     writeFileSync(join(OWNERS_DIR, String(stale.id)), `999999999 1 ${stale.path}\n`);
     const orphan = Bun.spawn(["sleep", "30"], { cgroup: stale.path });
@@ -85,6 +122,32 @@ describe("removeStaleSlices", () => {
     expect(existsSync(live.path)).toBe(true);
     expect(existsSync(stale.path)).toBe(false);
     live.remove();
+  });
+
+  test("an adopted cgroup of a dead recorder that cannot be killed (read-only mount) stops the cleanup with one line", async () => {
+    prepareCgroupRoot(root);
+    const made = join("/cgroup2", `esr-test-unkillable-${process.pid}`);
+    const readOnly = mkdtempSync(join(tmpdir(), "esr-ro-cgroup2-"));
+    mkdirSync(made);
+    expect(Bun.spawnSync(["mount", "-t", "cgroup2", "-o", "ro", "cgroup2", readOnly]).exitCode).toBe(0);
+    const orphan = Bun.spawn(["sleep", "30"], { cgroup: made });
+    const seenReadOnly = join(readOnly, basename(made));
+    const ownerFile = join(OWNERS_DIR, String(statSync(made, { bigint: true }).ino));
+    try {
+      writeFileSync(ownerFile, `999999999 1 ${seenReadOnly} adopted\n`);
+      expect(() => removeStaleSlices(root)).toThrow(
+        `cannot kill what runs in ${seenReadOnly}, recorded by a recorder that is gone:`,
+      );
+      expect(existsSync(ownerFile)).toBe(true); // the next recorder tries again
+      expect(orphan.exitCode).toBeNull();
+    } finally {
+      rmSync(ownerFile, { force: true });
+      orphan.kill("SIGKILL");
+      await orphan.exited;
+      Bun.spawnSync(["umount", readOnly]);
+      rmdirSync(readOnly);
+      rmdirSync(made);
+    }
   });
 
   test("a slice another recorder is creating (claimed, no owner by id yet) is not taken for a dead one's", () => {
