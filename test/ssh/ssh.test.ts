@@ -9,8 +9,8 @@ import { chmodSync, chownSync, existsSync, readFileSync, rmSync, writeFileSync }
 import { join } from "node:path";
 import { lookupAccount } from "../../lib/sys/accounts.ts";
 import { daemonSetup, removeSlicesParent, TestDaemon, type DaemonSetup } from "../support/daemon-harness.ts";
-import { ESR, execLines, ofType, replayEvents, runEsr, tempDir } from "../support/harness.ts";
-import { freePort, TestSshd } from "../support/ssh-server.ts";
+import { ESR, execLines, freePort, ofType, replayEvents, runEsr, tempDir } from "../support/harness.ts";
+import { TestSshd } from "../support/ssh-server.ts";
 
 // Real logins, real sshd: several seconds for a test is normal; bun's 5 s default is not enough.
 setDefaultTimeout(30_000);

@@ -82,3 +82,11 @@ export function execLines(events: AuditEvent[]): string[] {
 export function ofType<Name extends EventName>(events: AuditEvent[], event: Name): EventOf<Name>[] {
   return events.filter((e): e is EventOf<Name> => e.event === event);
 }
+
+/** A TCP port on 127.0.0.1 that nothing listens on now (the kernel's choice of a free one). */
+export function freePort(): number {
+  const probe = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+  const { port } = probe;
+  probe.stop(true);
+  return port;
+}

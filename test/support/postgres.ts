@@ -7,7 +7,7 @@
 import { chownSync, existsSync, mkdirSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { SQL } from "bun";
-import { runEsr, tempDir } from "./harness.ts";
+import { freePort, runEsr, tempDir } from "./harness.ts";
 
 const PG_LIB = "/usr/lib/postgresql";
 
@@ -32,7 +32,8 @@ export const READER_PASSWORD = "reader-secret";
 
 export class TestPostgres {
   readonly dir = tempDir("esr-pg-");
-  readonly port = 20000 + Math.floor(Math.random() * 20000);
+  /** Kept across stop() and start(): clients of an outage test reconnect to the same address. */
+  private chosenPort = freePort();
   private readonly ids = accountIds("postgres");
 
   private asPostgres(cmd: string[]) {
@@ -47,6 +48,10 @@ export class TestPostgres {
     if (r.exitCode !== 0) throw new Error(`${cmd.join(" ")} failed: ${r.stderr.toString()}${r.stdout.toString()}`);
   }
 
+  get port(): number {
+    return this.chosenPort;
+  }
+
   get dataDir() {
     return join(this.dir, "data");
   }
@@ -58,7 +63,16 @@ export class TestPostgres {
     writeFileSync(pw, `${ADMIN_PASSWORD}\n`, { mode: 0o600 });
     chownSync(pw, this.ids.uid, this.ids.gid);
     this.asPostgres([pgBin("initdb"), "-D", this.dataDir, "-U", "admin", "-A", "scram-sha-256", `--pwfile=${pw}`]);
-    this.start();
+    // Another process can take the free port between choosing it and the server binding it.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        this.start();
+        break;
+      } catch (err) {
+        if (attempt === 3) throw err;
+        this.chosenPort = freePort();
+      }
+    }
     this.writePassFile("admin", ADMIN_PASSWORD);
     const sql = this.admin();
     await sql.unsafe("CREATE DATABASE esr_audit");
