@@ -15,6 +15,7 @@ import { parseSearchQuery, parseSessionFilter } from "./search.ts";
 import { eventText, SessionViews, sessionTree } from "./session-view.ts";
 import type { SessionRow } from "./timeline-codes.ts";
 import type { SessionSummary } from "../lib/store/session-summary.ts";
+import { shownVerdict } from "../lib/store/integrity/verify.ts";
 
 /**
  * No inline script, nothing from elsewhere. Styles may be inline: the terminal widget sets its
@@ -134,7 +135,11 @@ export async function serve(opts: ServeOptions) {
   /** One session at a time: each view holds a whole session's events while it is built. */
   const rowsWithFlags = async (rows: SessionSummary[]) => {
     const withFlags: SessionRow[] = [];
-    for (const s of rows) withFlags.push({ ...s, ...(await sessionFlags(s.sid)) });
+    for (const s of rows) {
+      // Verified at every listing, never cached: a file changed while the server runs must show.
+      const verify = shownVerdict(opts.source, s.sid)?.status;
+      withFlags.push({ ...s, ...(await sessionFlags(s.sid)), ...(verify ? { verify } : {}) });
+    }
     return withFlags;
   };
 

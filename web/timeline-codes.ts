@@ -32,5 +32,8 @@ export interface SessionMeta {
   warnings: string[];
 }
 
-/** A row of the sessions list: the store's summary of the session, with the marks of its view. */
-export type SessionRow = SessionSummary & Pick<SessionMeta, "unseen" | "truncated">;
+/**
+ * A row of the sessions list: the store's summary of the session, with the marks of its view and,
+ * for a store that keeps the hash chain (the data dir), `esr verify`'s word for it.
+ */
+export type SessionRow = SessionSummary & Pick<SessionMeta, "unseen" | "truncated"> & { verify?: string };

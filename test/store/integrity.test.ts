@@ -10,16 +10,8 @@ import { join } from "node:path";
 import { gunzipSync } from "node:zlib";
 import { ESR, record, runEsr, sessionsDir, tempDir } from "../support/harness.ts";
 import { startRecording, waitFor } from "../support/adversary.ts";
-import { recordOnPty } from "../support/pty-session.ts";
-import {
-  chainFilePath,
-  copyDataDir,
-  editGzipLines,
-  editGzipText,
-  gzipMembers,
-  sessionFilePath,
-  verify,
-} from "../support/tamper.ts";
+import { recordOnPty, sessionFilePath } from "../support/pty-session.ts";
+import { chainFilePath, copyDataDir, editGzipLines, editGzipText, gzipMembers, verify } from "../support/tamper.ts";
 import { ChainHasher, checkpointMessage, runLength, type ChainRecord } from "../../lib/store/integrity/chain.ts";
 import { HostKey } from "../../lib/store/integrity/host-key.ts";
 

@@ -6,20 +6,12 @@ import { cpSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { gunzipSync, gzipSync } from "node:zlib";
 import { runEsr, sessionsDir, tempDir } from "./harness.ts";
-import { sessionIndex } from "./pty-session.ts";
 
 /** A copy of a data dir, to tamper with while the original stays clean. */
 export function copyDataDir(dataDir: string): string {
   const copy = tempDir("esr-tampered-");
   cpSync(dataDir, copy, { recursive: true });
   return copy;
-}
-
-/** The path of a session's file of an index type. */
-export function sessionFilePath(dataDir: string, sid: string, type: string): string {
-  const entry = sessionIndex(dataDir, sid).find((e) => e.type === type);
-  if (!entry) throw new Error(`the index of ${sid} names no ${type} file`);
-  return join(sessionsDir(dataDir), entry.file_name);
 }
 
 export function chainFilePath(dataDir: string, sid: string): string {

@@ -11,7 +11,8 @@ import { ESR, runEsr, tempDir } from "../support/harness.ts";
 import { launchBrowser, waitUntil } from "../support/browser.ts";
 import { HOST_PASSWORD, shipOnce, TestPostgres } from "../support/postgres.ts";
 import { SQL } from "bun";
-import { PtySession } from "../support/pty-session.ts";
+import { PtySession, sessionFilePath } from "../support/pty-session.ts";
+import { copyDataDir, editGzipLines } from "../support/tamper.ts";
 import { loggedInPage, startServeOf, type WebServer } from "../support/web-server.ts";
 
 const PROMPT = "prompt$ ";
@@ -346,7 +347,15 @@ describe("esr serve: the fleet store answers as the data dir does", () => {
       expect({ path, answer: b }).toEqual({ path, answer: a });
       return a;
     };
-    const list = await same("/api/sessions");
+    // The data dir keeps each session's hash chain and says whether it verifies; the fleet store does not keep it (yet).
+    const [filesList, fleetList] = await Promise.all([api(files, "/api/sessions"), api(fleet, "/api/sessions")]);
+    expect(filesList.sessions.map((s: { verify?: string }) => s.verify)).toEqual(["whole", "whole"]);
+    expect(fleetList.sessions.map((s: { verify?: string }) => s.verify)).toEqual([undefined, undefined]);
+    for (const s of filesList.sessions) delete s.verify;
+    delete filesList.ms;
+    delete fleetList.ms;
+    expect(fleetList).toEqual(filesList);
+    const list = filesList;
     expect(list.sessions.map((s: { sid: string }) => s.sid).sort()).toEqual([shellSid, hostileSid].sort());
     expect(list.sessions.find((s: { sid: string }) => s.sid === shellSid).unseen).toBeGreaterThan(0);
     for (const query of [
@@ -377,6 +386,33 @@ describe("esr serve: the fleet store answers as the data dir does", () => {
       await same(`/api/sessions/${sid}/events?offset=0&limit=500`);
       await same(`/api/sessions/${sid}/tree`);
       await same(`/api/sessions/${sid}/output`);
+    }
+  });
+});
+
+describe("esr serve: each session's verification", () => {
+  test("a session whose file was edited behind the recorder's back is marked, on the page too; the others verified", async () => {
+    const tampered = copyDataDir(dataDir);
+    editGzipLines(sessionFilePath(tampered, shellSid, "session.command"), (lines) =>
+      lines.map((l) => l.replace("second-marker", "innocent-text")),
+    );
+    const on = await startServeOf(["--data-dir", tampered]);
+    try {
+      const rows = (await api(on, "/api/sessions")).sessions as { sid: string; verify?: string }[];
+      expect(Object.fromEntries(rows.map((r) => [r.sid, r.verify]))).toEqual({
+        [shellSid]: "broken",
+        [hostileSid]: "whole",
+      });
+      const page = await loggedInPage(browser, on, pageErrors);
+      await expect(
+        page.locator(`tr.session-row[data-sid="${shellSid}"] .flag.not-verified`).textContent(),
+      ).resolves.toBe("verify: broken");
+      await expect(page.locator(`tr.session-row[data-sid="${hostileSid}"] .flag.verified`).textContent()).resolves.toBe(
+        "verified",
+      );
+      await page.close();
+    } finally {
+      await on.stop();
     }
   });
 });

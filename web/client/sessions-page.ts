@@ -41,6 +41,15 @@ export async function sessionsPage(app: HTMLElement) {
           { class: "flag truncated", title: "arguments or paths cut at the recording limit" },
           `${s.truncated} truncated`,
         ),
+      s.verify === "whole" &&
+        h("span", { class: "flag verified", title: "esr verify: the chain and its signatures are whole" }, "verified"),
+      s.verify !== undefined &&
+        s.verify !== "whole" &&
+        h(
+          "span",
+          { class: "flag not-verified", title: "esr verify: not whole; run esr verify for where and why" },
+          `verify: ${s.verify}`,
+        ),
       s.warnings > 0 &&
         h("span", { class: "flag warning", title: "parts of the recording could not be read" }, "damaged"),
     );
