@@ -7,7 +7,7 @@ import { FileEventSource } from "../lib/store/file/file-store.ts";
 import type { EventSource } from "../lib/store/store.ts";
 import { PostgresEventSource } from "../lib/store/postgres/source.ts";
 import { isPostgresUri, maskPassword } from "../lib/store/postgres/uri.ts";
-import { shownVerdict } from "../lib/store/integrity/verify.ts";
+import { shownVerdicts } from "../lib/store/integrity/verify.ts";
 import { safeLine } from "../lib/events/safe-text.ts";
 
 export const DEFAULT_CONFIG_FILE = "/etc/esr.yaml";
@@ -125,7 +125,7 @@ export function eventSource(config: EsrConfig, args: { from?: string; "data-dir"
  * warnings, and a whole session (or a store that keeps no chain) adds nothing to stderr.
  */
 export function showVerdict(source: EventSource, sid: string, warnings: string[]) {
-  const verdict = shownVerdict(source, sid);
+  const [verdict] = shownVerdicts(source, [sid]);
   if (verdict && verdict.status !== "whole" && warnings.length === 0)
     process.stderr.write(`esr: verify: ${safeLine(`${verdict.status}: ${verdict.detail}`)}\n`);
 }

@@ -1,7 +1,7 @@
 import { defineCommand } from "citty";
 import { EsrError } from "../lib/errors.ts";
 import { fieldText, shellQuote } from "../lib/replay/text-format.ts";
-import { shownVerdict, verdictWord } from "../lib/store/integrity/verify.ts";
+import { shownVerdicts, verdictWord } from "../lib/store/integrity/verify.ts";
 import { cliConfig, configArg, dataDirArg, eventSource, fromArg } from "./common.ts";
 
 export const ls = defineCommand({
@@ -17,7 +17,10 @@ export const ls = defineCommand({
     const config = cliConfig(process.argv, args["data-dir"]);
     const source = eventSource(config, args);
     const { sessions } = await source.sessions();
-    const verdicts = sessions.map((s) => shownVerdict(source, s.sid));
+    const verdicts = shownVerdicts(
+      source,
+      sessions.map((s) => s.sid),
+    );
     await source.close();
     if (args.json) {
       for (const [i, s] of sessions.entries()) console.log(JSON.stringify({ ...s, verify: verdicts[i]?.status }));

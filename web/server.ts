@@ -15,7 +15,7 @@ import { parseSearchQuery, parseSessionFilter } from "./search.ts";
 import { eventText, SessionViews, sessionTree } from "./session-view.ts";
 import type { SessionRow } from "./timeline-codes.ts";
 import type { SessionSummary } from "../lib/store/session-summary.ts";
-import { shownVerdict } from "../lib/store/integrity/verify.ts";
+import { shownVerdicts } from "../lib/store/integrity/verify.ts";
 
 /**
  * No inline script, nothing from elsewhere. Styles may be inline: the terminal widget sets its
@@ -135,9 +135,13 @@ export async function serve(opts: ServeOptions) {
   /** One session at a time: each view holds a whole session's events while it is built. */
   const rowsWithFlags = async (rows: SessionSummary[]) => {
     const withFlags: SessionRow[] = [];
-    for (const s of rows) {
-      // Verified at every listing, never cached: a file changed while the server runs must show.
-      const verify = shownVerdict(opts.source, s.sid)?.status;
+    // Verified at every listing, never cached: a file changed while the server runs must show.
+    const verdicts = shownVerdicts(
+      opts.source,
+      rows.map((s) => s.sid),
+    );
+    for (const [i, s] of rows.entries()) {
+      const verify = verdicts[i]?.status;
       withFlags.push({ ...s, ...(await sessionFlags(s.sid)), ...(verify ? { verify } : {}) });
     }
     return withFlags;

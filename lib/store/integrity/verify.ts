@@ -321,12 +321,14 @@ export function verifySession(files: SessionFiles, trust: HostTrust): Verdict {
 }
 
 /**
- * The verdict a reader shows unasked (ls, replay, play): for a session of a data dir; undefined for
- * a store whose rows do not keep the chain.
+ * The verdicts a reader shows unasked (ls, replay, play, the web list): for sessions of a data dir,
+ * the host journal checked once for all of them (its signatures grow with every session); undefined
+ * each for a store whose rows do not keep the chain.
  */
-export function shownVerdict(source: EventSource, sid: string): Verdict | undefined {
-  if (!(source instanceof FileEventSource)) return undefined;
-  return verifySession(SessionFiles.open(source.dataDir, sid), hostTrust(source.dataDir));
+export function shownVerdicts(source: EventSource, sids: string[]): (Verdict | undefined)[] {
+  if (!(source instanceof FileEventSource) || sids.length === 0) return sids.map(() => undefined);
+  const trust = hostTrust(source.dataDir);
+  return sids.map((sid) => verifySession(SessionFiles.open(source.dataDir, sid), trust));
 }
 
 /** `esr ls`'s word for a verdict. */
