@@ -72,7 +72,9 @@ test("a session of 100k events opens and seeks", async () => {
   const auth = { headers: { Authorization: `Bearer ${server.token}`, "Accept-Encoding": "gzip" } };
   let t0 = performance.now();
   const index = await fetch(`${server.url}/api/sessions/${sid}`, auth);
-  const indexBytes = (await index.arrayBuffer()).byteLength;
+  const indexText = await index.text();
+  const indexBytes = Buffer.byteLength(indexText);
+  const view = JSON.parse(indexText) as { index: { ms: number[] }; meta: { durationMs: number } };
   const firstOpenMs = performance.now() - t0;
 
   const page = await loggedInPage(browser, server, pageErrors);
@@ -103,8 +105,10 @@ test("a session of 100k events opens and seeks", async () => {
       return !(await current.locator(".what").textContent())?.startsWith("…");
     });
     seeks.push(performance.now() - t0);
+    // The timeline is time: the event now current is the one at the clicked moment of the session
+    // (the storm's rate varies, so its position in the list need not be that fraction of the events).
     const at = Number(await current.getAttribute("data-position"));
-    expect(Math.abs(at / total - fraction)).toBeLessThan(0.1);
+    expect(Math.abs(view.index.ms[at]! / view.meta.durationMs - fraction)).toBeLessThan(0.1);
   }
   const longest = (await page.evaluate("window.longest")) as number;
   console.log(
