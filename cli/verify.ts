@@ -4,9 +4,11 @@ import { defineCommand } from "citty";
 import { EsrError } from "../lib/errors.ts";
 import { safeLine } from "../lib/events/safe-text.ts";
 import { parsePublicKey } from "../lib/store/integrity/host-key.ts";
-import { verifyDataDir } from "../lib/store/integrity/verify.ts";
+import { verifyDataDir, type Verdict } from "../lib/store/integrity/verify.ts";
 import { checkSessionId } from "../lib/store/file/session-files.ts";
 import { isPostgresUri, maskPassword } from "../lib/store/postgres/uri.ts";
+import { PostgresEventSource } from "../lib/store/postgres/source.ts";
+import { verifyStore } from "../lib/store/postgres/verify-store.ts";
 import { cliConfig, configArg, dataDirArg, requireSid, sidArg } from "./common.ts";
 
 export const verify = defineCommand({
@@ -16,20 +18,35 @@ export const verify = defineCommand({
     ...configArg,
     ...dataDirArg,
     all: { type: "boolean", description: "every session of the data dir, and those its host journal says are gone" },
-    from: { type: "string", valueHint: "URI", description: "a copy of a data dir: file://DIR" },
+    from: {
+      type: "string",
+      valueHint: "URI",
+      description: "the fleet store (postgresql://…) or a copy of a data dir (file://DIR)",
+    },
     key: {
       type: "string",
       valueHint: "KEY|FILE",
       description:
-        "the host's public key (ed25519:…, as esr check prints it) or a file holding it; default the data dir's",
+        "the host's public key (ed25519:…, as esr check prints it) or a file of hosts' keys, one a line; default the data dir's (or the store's)",
     },
   },
-  run({ args }) {
+  async run({ args }) {
     const sids = args.all ? "all" : [requireSid("verify", args)];
     if (args.all && args.sid) throw new EsrError("verify: give a session id or --all, not both", 2);
     if (sids !== "all") checkSessionId(sids[0]!);
-    const config = cliConfig(process.argv, args["data-dir"]);
-    const verdicts = verifyDataDir(dataDirOf(args.from) ?? config.dataDir, sids, args.key && keyOf(args.key));
+    const rootKeys = args.key === undefined ? undefined : keysOf(args.key);
+    let verdicts: Verdict[];
+    if (args.from !== undefined && isPostgresUri(args.from)) {
+      const source = new PostgresEventSource(args.from);
+      try {
+        verdicts = await verifyStore(source, sids, rootKeys);
+      } finally {
+        await source.close();
+      }
+    } else {
+      const config = cliConfig(process.argv, args["data-dir"]);
+      verdicts = verifyDataDir(dataDirOf(args.from) ?? config.dataDir, sids, rootKeys);
+    }
     for (const v of verdicts) console.log(safeLine(`${v.sid}  ${v.status.padEnd(9)}  ${v.detail}`));
     if (!verdicts.every((v) => v.status === "whole")) process.exitCode = 1;
   },
@@ -37,19 +54,29 @@ export const verify = defineCommand({
 
 function dataDirOf(from: string | undefined): string | undefined {
   if (from === undefined) return undefined;
-  if (isPostgresUri(from))
-    throw new EsrError("verify: the fleet store does not keep the chain yet; verify a host's data dir (file://DIR)", 2);
   const file = /^file:\/\/(.+)$/i.exec(from);
-  if (!file) throw new EsrError(`verify: --from must be a file:// URI, not ${JSON.stringify(maskPassword(from))}`, 2);
+  if (!file)
+    throw new EsrError(
+      `verify: --from must be a postgresql:// or file:// URI, not ${JSON.stringify(maskPassword(from))}`,
+      2,
+    );
   return resolve(decodeURIComponent(file[1]!));
 }
 
-function keyOf(text: string): string {
-  const key = parsePublicKey(text) ?? (existsSync(text) ? parsePublicKey(readFileSync(text, "utf8")) : undefined);
-  if (!key)
+/** One key, or a file of them, one a line (a fleet's hosts' keys): each host's journal must chain to one. */
+function keysOf(text: string): string[] {
+  const key = parsePublicKey(text);
+  if (key) return [key];
+  const lines = existsSync(text)
+    ? readFileSync(text, "utf8")
+        .split("\n")
+        .filter((l) => l.trim())
+    : [];
+  const keys = lines.map(parsePublicKey);
+  if (keys.length === 0 || keys.includes(undefined))
     throw new EsrError(
-      `verify: --key must be ed25519:<base64> or a file holding it, not ${JSON.stringify(text.slice(0, 80))}`,
+      `verify: --key must be ed25519:<base64> or a file holding such keys, one a line, not ${JSON.stringify(text.slice(0, 80))}`,
       2,
     );
-  return key;
+  return keys as string[];
 }

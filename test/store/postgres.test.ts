@@ -122,7 +122,7 @@ describe("fleet store (PostgreSQL)", () => {
       expect(fromStore.exitCode).toBe(0);
       expect(Buffer.from(fromStore.stdout)).toEqual(Buffer.from(fromFiles.stdout));
     }
-    // The fleet store does not keep the chain yet (README "Tamper-evident recordings"); the files verify.
+    // ls shows verdicts for a data dir; the store's are `esr verify --from` (test/store/postgres-verify.test.ts).
     const fromStore = await runEsr(["ls", "--json", ...elsewhere]);
     const fromFiles = await runEsr(["ls", "--json", ...here]);
     const { verify, ...listed } = JSON.parse(fromFiles.stdout);
@@ -220,7 +220,7 @@ describe("fleet store (PostgreSQL)", () => {
     const host = as("host1", HOST_PASSWORD);
     const reader = as("auditor", READER_PASSWORD);
     try {
-      for (const table of ["events", "recordings"]) {
+      for (const table of ["events", "recordings", "host_journal"]) {
         expect(await sqlState(() => host.unsafe(`SELECT * FROM ${table} LIMIT 1`))).toBe("42501");
         expect(await sqlState(() => host.unsafe(`UPDATE ${table} SET creation_time = now()`))).toBe("42501");
         expect(await sqlState(() => host.unsafe(`DELETE FROM ${table}`))).toBe("42501");

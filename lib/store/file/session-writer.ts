@@ -57,6 +57,11 @@ export interface StoredItemChain {
   close(): void;
 }
 
+/** Whether an event also goes to events.log (and so to the fleet store's events table). */
+export function loggedEvent(event: string): boolean {
+  return event !== "print";
+}
+
 export class SessionWriter implements SessionSink {
   private readonly files = new Map<string, GzipMemberFile>();
   /** events.log lines, written in bounded pieces like the gzip members. */
@@ -80,7 +85,7 @@ export class SessionWriter implements SessionSink {
     const type = fileTypeOf(event.event);
     this.file(type).append(line);
     this.chain?.add(type, event.ei, line);
-    if (event.event === "print") return;
+    if (!loggedEvent(event.event)) return;
     if (this.logBatch.add(line)) this.flushLog();
   }
 

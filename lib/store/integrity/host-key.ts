@@ -71,6 +71,11 @@ export function integrityDir(dataDir: string): string {
   return join(dataDir, INTEGRITY_DIR);
 }
 
+/** The journal a data dir's host key keeps (what the fleet shipper copies). */
+export function journalPath(dataDir: string): string {
+  return join(integrityDir(dataDir), JOURNAL_FILE);
+}
+
 function privateKeyOf(seed: Buffer): KeyObject {
   return createPrivateKey({ key: Buffer.concat([PKCS8_ED25519, seed]), format: "der", type: "pkcs8" });
 }
@@ -319,34 +324,55 @@ export interface TrustedJournal {
 }
 
 /**
- * Reads a data dir's journal and follows its certificates from the root key: every entry after
- * the first must be signed by the key of the entry before it. Throws when the journal's root is
- * not `rootKey` (the wrong key, or a journal replaced whole).
+ * Reads a data dir's journal and follows its certificates from the root key (journalTrust): one of
+ * `rootKeys`, else the data dir's own `host.pub`. Throws when there is no key to trust.
  */
-export function trustedJournal(dataDir: string, host: string, rootKey?: string): TrustedJournal {
+export function trustedJournal(dataDir: string, host: string, rootKeys?: string[]): TrustedJournal {
   const dir = integrityDir(dataDir);
-  const path = join(dir, JOURNAL_FILE);
-  const root =
-    rootKey ??
-    (existsSync(join(dir, PUBLIC_FILE)) ? parsePublicKey(readFileSync(join(dir, PUBLIC_FILE), "utf8")) : undefined);
-  if (!root) throw new EsrError(`no host public key in ${dir} (give one with --key)`);
+  const path = journalPath(dataDir);
+  const own = existsSync(join(dir, PUBLIC_FILE))
+    ? parsePublicKey(readFileSync(join(dir, PUBLIC_FILE), "utf8"))
+    : undefined;
+  const roots = rootKeys ?? (own ? [own] : undefined);
+  if (!roots) throw new EsrError(`no host public key in ${dir} (give one with --key)`);
   if (!existsSync(path)) throw new EsrError(`no host journal in ${dir}`);
   const lines = readFileSync(path, "utf8").split("\n");
   lines.pop();
+  return journalTrust(lines, host, roots, (line) => `${path}:${line}`);
+}
+
+/**
+ * A journal's lines (a data dir's file, or the fleet store's copy) checked from a root key: its
+ * first line must hold one of `roots`, and every entry after it must be signed by the key of the
+ * entry before it. Throws when the root is none of them (the wrong key, or a journal replaced
+ * whole). `where` names a 1-based line for messages.
+ */
+export function journalTrust(
+  lines: string[],
+  host: string,
+  roots: string[],
+  where: (line: number) => string,
+): TrustedJournal {
   const trusted: TrustedJournal = { epochs: [] };
   for (const [i, line] of lines.entries()) {
     let entry: JournalEntry;
     try {
       entry = JSON.parse(line);
+      if (typeof entry !== "object" || entry === null) throw new Error("not an entry");
     } catch {
-      trusted.broken = `${path}:${i + 1}: unreadable line`;
+      trusted.broken = `${where(i + 1)}: unreadable line`;
       break;
     }
     const previous = trusted.epochs.at(-1);
-    if (i === 0 && entry.pub !== root) throw new WrongKeyError(`the journal's root key is ${publicKeyText(entry.pub)}`);
-    const signer = previous?.pub ?? root;
-    if (entry.epoch !== i || !signatureValid(signer, entryMessage(host, entry), entry.sig)) {
-      trusted.broken = `${path}:${i + 1}: epoch ${entry.epoch} is not certified by epoch ${i - 1}'s key`;
+    if (i === 0 && !roots.includes(entry.pub))
+      throw new WrongKeyError(`the journal's root key is ${publicKeyText(String(entry.pub))}`);
+    const signer = previous?.pub ?? entry.pub;
+    if (entry.epoch !== i) {
+      trusted.broken = `${where(i + 1)}: holds epoch ${entry.epoch} where epoch ${i} belongs (lines removed or inserted)`;
+      break;
+    }
+    if (!signatureValid(signer, entryMessage(host, entry), entry.sig)) {
+      trusted.broken = `${where(i + 1)}: epoch ${entry.epoch} is not certified by epoch ${i - 1}'s key`;
       break;
     }
     if (previous) previous.until = entry.since;

@@ -34,11 +34,16 @@ export interface HostTrust {
   seals: Map<string, JournalEntry[]>;
 }
 
-export function hostTrust(dataDir: string, rootKey?: string): HostTrust {
+export function hostTrust(dataDir: string, rootKeys?: string[]): HostTrust {
   const { serverId: host } = AuditLog.read(dataDir);
+  return trustOf(host, () => trustedJournal(dataDir, host, rootKeys));
+}
+
+/** A host's trust from its journal, wherever the journal is kept; `journal` throws EsrError when no key fits. */
+export function trustOf(host: string, journal: () => TrustedJournal): HostTrust {
   const trust: HostTrust = { host, starts: new Map(), seals: new Map() };
   try {
-    trust.journal = trustedJournal(dataDir, host, rootKey);
+    trust.journal = journal();
   } catch (err) {
     if (!(err instanceof EsrError)) throw err;
     trust.wrongKey = err.message;
@@ -53,8 +58,8 @@ export function hostTrust(dataDir: string, rootKey?: string): HostTrust {
 }
 
 /** Verdicts for some sessions of a data dir, or for all of them and those its journal says are gone. */
-export function verifyDataDir(dataDir: string, sids: string[] | "all", rootKey?: string): Verdict[] {
-  const trust = hostTrust(dataDir, rootKey);
+export function verifyDataDir(dataDir: string, sids: string[] | "all", rootKeys?: string[]): Verdict[] {
+  const trust = hostTrust(dataDir, rootKeys);
   const present = new Set(listSessionIds(dataDir).map((s) => s.sid));
   const wanted = sids === "all" ? [...present, ...[...trust.starts.keys()].filter((sid) => !present.has(sid))] : sids;
   return wanted.map((sid) => {
@@ -129,7 +134,7 @@ class StoredItems {
       return { bytes };
     }
     const item = this.byKey.get(`${stream}\0${index}`);
-    if (!item) return { problem: `not in ${this.pathsOf(stream)}${this.damageOf(stream)} (removed?)` };
+    if (!item) return { problem: `not in ${this.pathsOf(stream)}${this.damageOf(stream, true)} (removed?)` };
     const file = this.files.get(item.file)!;
     if (item.line !== file.next) {
       const found = file.eis[file.next - 1];
@@ -157,9 +162,12 @@ class StoredItems {
     return files ? files.map((f) => f.path).join(", ") : `any file (the index names no ${stream} file)`;
   }
 
-  private damageOf(stream: string): string {
-    const damaged = (this.streamFiles.get(stream) ?? []).find((f) => f.damage);
-    return damaged ? `: ${damaged.path} ${damaged.damage}` : "";
+  /** `named`: the message names the stream's files already, so a single one is not named twice. */
+  private damageOf(stream: string, named = false): string {
+    const files = this.streamFiles.get(stream) ?? [];
+    const damaged = files.find((f) => f.damage);
+    if (!damaged) return "";
+    return named && files.length === 1 ? `: ${damaged.damage}` : `: ${damaged.path} ${damaged.damage}`;
   }
 }
 
@@ -180,7 +188,7 @@ function chainRecords(bytes: Buffer): { records: ChainRecord[]; damagedLine?: nu
   for (const [i, line] of lines.entries()) {
     try {
       const record = JSON.parse(line);
-      if (record?.type !== "flush" && record?.type !== "checkpoint") throw new Error("not a chain record");
+      if (!isChainRecord(record)) throw new Error("not a chain record");
       records.push(record);
     } catch {
       return { records, damagedLine: i + 1 };
@@ -189,11 +197,39 @@ function chainRecords(bytes: Buffer): { records: ChainRecord[]; damagedLine?: nu
   return { records };
 }
 
+const isCount = (v: unknown) => Number.isSafeInteger(v) && (v as number) >= 0;
+
+/** The shape the verifier relies on; anything else in a chain file is damage, not a crash. */
+function isChainRecord(r: unknown): r is ChainRecord {
+  if (typeof r !== "object" || r === null) return false;
+  const x = r as Record<string, unknown>;
+  if (!isCount(x.n) || typeof x.head !== "string") return false;
+  if (x.type === "flush")
+    return (
+      Array.isArray(x.items) &&
+      x.items.every(
+        (run) =>
+          Array.isArray(run) &&
+          run.length === 3 &&
+          typeof run[0] === "string" &&
+          isCount(run[1]) &&
+          (isCount(run[2]) || (Array.isArray(run[2]) && run[2].every(isCount))),
+      )
+    );
+  return (
+    x.type === "checkpoint" &&
+    ["start", "interval", "end"].includes(x.kind as string) &&
+    ["host", "sid", "time", "sig"].every((k) => typeof x[k] === "string") &&
+    ["seq", "interval_ms", "epoch"].every((k) => isCount(x[k]))
+  );
+}
+
 /** Everything a checkpoint must satisfy besides covering the chain head; undefined when it does. */
 function checkpointProblem(c: Checkpoint, trust: HostTrust, sid: string): string | undefined {
   if (c.host !== trust.host || c.sid !== sid) return `belongs to session ${c.sid} of host ${c.host}`;
   const epoch = trust.journal?.epochs[c.epoch];
-  if (!epoch) return `is signed in epoch ${c.epoch}, which the host journal does not certify`;
+  if (!epoch)
+    return `is signed in epoch ${c.epoch}, which the host journal does not certify${trust.journal?.broken ? ` (${trust.journal.broken})` : ""}`;
   if (!signatureValid(epoch.pub, checkpointMessage(c), c.sig)) return `has a bad signature for epoch ${c.epoch}'s key`;
   const t = Date.parse(c.time);
   if (!(t >= Date.parse(epoch.since)) || (epoch.until !== undefined && t > Date.parse(epoch.until)))
@@ -323,7 +359,7 @@ export function verifySession(files: SessionFiles, trust: HostTrust): Verdict {
 /**
  * The verdicts a reader shows unasked (ls, replay, play, the web list): for sessions of a data dir,
  * the host journal checked once for all of them (its signatures grow with every session); undefined
- * each for a store whose rows do not keep the chain.
+ * each for the fleet store, whose verdicts take its database (lib/store/postgres/verify-store.ts).
  */
 export function shownVerdicts(source: EventSource, sids: string[]): (Verdict | undefined)[] {
   if (!(source instanceof FileEventSource) || sids.length === 0) return sids.map(() => undefined);

@@ -7,6 +7,9 @@
  * `event_time` so that retention drops whole partitions. Recordings are a session's files, cut in
  * parts, stored once: hosts may insert, nobody is granted UPDATE or DELETE.
  *
+ * `host_journal` copies each host's integrity journal (lib/store/integrity/host-key.ts), a row
+ * per line, insert-only like the rest.
+ *
  * Roles: `esr_writer` (granted to each host's login role) may INSERT and nothing else;
  * `esr_reader` (granted to people and `esr serve`) may SELECT and nothing else.
  */
@@ -58,6 +61,19 @@ const MIGRATIONS: string[] = [
   -- Privileges of a partitioned table cover its partitions, including ones made later.
   GRANT INSERT ON events, recordings TO ${WRITER_ROLE};
   GRANT SELECT ON events, recordings TO ${READER_ROLE};
+  `,
+  // The hosts' integrity journals, line by line as each host's file holds them: what
+  // `esr verify --from` checks the stored chains and the hosts' sequences of sessions against.
+  `
+  CREATE TABLE host_journal (
+    server_id uuid NOT NULL,
+    line integer NOT NULL,
+    entry text NOT NULL,
+    creation_time timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (server_id, line)
+  );
+  GRANT INSERT ON host_journal TO ${WRITER_ROLE};
+  GRANT SELECT ON host_journal TO ${READER_ROLE};
   `,
 ];
 

@@ -5,7 +5,9 @@
  * transaction, `ON CONFLICT DO NOTHING` on the event's `uid`, so a batch shipped twice (esr killed
  * after the commit, before the cursor was saved) adds nothing. When a batch holds a session.end,
  * that session's files go in the same transaction: the cursor never passes a session.end whose
- * recording is not stored.
+ * recording is not stored. A session's files are shipped once final (`<sid>.completed`, written
+ * after the chain's seal), with its chain, and the host key's journal goes with them up to its end
+ * (`host_journal`), so the store holds what `esr verify --from` needs to check them.
  *
  * Memory is bounded by the batch size (events) and the part size (recordings), whatever the backlog.
  */
@@ -25,6 +27,8 @@ import { join } from "node:path";
 import type { SQL } from "bun";
 import { AuditLog, dailyLogFiles } from "../file/audit-log.ts";
 import { directoryShelf, SessionFiles } from "../file/session-files.ts";
+import { chainFileName, completedFileName, indexFileName } from "../file/session-writer.ts";
+import { journalPath } from "../integrity/host-key.ts";
 import { EsrError, errorMessage } from "../../errors.ts";
 
 /** Bytes of the spool read per batch. */
@@ -36,6 +40,11 @@ export const PART_BYTES = 4 << 20;
  * this long: a recorder that computed the day just before midnight may still append to it.
  */
 const DAY_GRACE_MS = 60_000;
+/**
+ * How long a session.end waits for its files to be final: the recorder seals the chain right
+ * after it writes session.end, so this is only reached when it died in between.
+ */
+const COMPLETED_WAIT_MS = 5_000;
 
 export interface ShipTarget {
   uri: string;
@@ -50,6 +59,8 @@ export interface Cursor {
   /** Daily file name and byte offset of the first line not yet shipped. */
   file?: string;
   offset: number;
+  /** The host journal's lines shipped (targets that receive recordings): how many, up to which byte. */
+  journal?: { lines: number; offset: number };
   shippedEvents: number;
   shippedRecordings: number;
   lastShipped?: string;
@@ -101,7 +112,17 @@ export class Shipper {
     const name = this.cursor.file!;
     const { text, complete, size, mtimeMs } = readAt(join(dailyDir, name), this.cursor.offset);
     const later = files.find((f) => f > name);
+    const rows = parseLines(text.subarray(0, complete), name, this.warn);
+    const ended = rows.flatMap((r) => (r.type === "session.end" && r.sid ? [r.sid] : []));
+    if (this.target.recordings) await waitCompleted(sessionsDir, ended, this.warn);
+    // Read after the sessions are final: the journal then holds their seals.
+    const journal = this.target.recordings ? readJournal(this.dataDir, this.cursor.journal) : undefined;
     if (complete === 0) {
+      if (journal?.lines.length) {
+        await sql.begin((tx) => insertJournal(tx, serverId, journal));
+        this.save({ ...this.cursor, journal: journal.next });
+        return { events: 0, recordings: 0, caughtUp: false };
+      }
       const settled = Date.now() - mtimeMs > DAY_GRACE_MS;
       if (later === undefined || !settled) return { events: 0, recordings: 0, caughtUp: true };
       if (this.cursor.offset < size)
@@ -111,18 +132,18 @@ export class Shipper {
       this.save({ ...this.cursor, file: later, offset: 0 });
       return { events: 0, recordings: 0, caughtUp: false };
     }
-    const rows = parseLines(text.subarray(0, complete), name, this.warn);
-    const ended = rows.flatMap((r) => (r.type === "session.end" && r.sid ? [r.sid] : []));
     let recordings = 0;
     await sql.begin(async (tx) => {
       if (this.target.events && rows.length) await insertEvents(tx, rows);
       if (this.target.recordings)
         for (const sid of ended) recordings += await insertRecording(tx, sessionsDir, serverId, sid, this.warn);
+      if (journal?.lines.length) await insertJournal(tx, serverId, journal);
     });
-    const caughtUp = this.cursor.offset + complete >= size && later === undefined;
+    const caughtUp = this.cursor.offset + complete >= size && later === undefined && !journal?.more;
     this.save({
       ...this.cursor,
       offset: this.cursor.offset + complete,
+      journal: journal?.next ?? this.cursor.journal,
       shippedEvents: this.cursor.shippedEvents + (this.target.events ? rows.length : 0),
       shippedRecordings: this.cursor.shippedRecordings + recordings,
       lastShipped: new Date().toISOString(),
@@ -168,7 +189,8 @@ export class Shipper {
   }
 }
 
-interface EventRow {
+/** An events-table row as shipped from one events.log line. */
+export interface ShippedRow {
   time: string;
   uid: string;
   type: string;
@@ -178,31 +200,35 @@ interface EventRow {
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
-function parseLines(bytes: Buffer, file: string, warn: (line: string) => void): EventRow[] {
-  const rows: EventRow[] = [];
+function parseLines(bytes: Buffer, file: string, warn: (line: string) => void): ShippedRow[] {
+  const rows: ShippedRow[] = [];
   for (const line of bytes.toString("utf8").split("\n")) {
     if (!line) continue;
-    let event: Record<string, unknown>;
-    try {
-      event = JSON.parse(line);
-    } catch (err) {
-      warn(`${file}: unparsable line skipped (${errorMessage(err)})`);
-      continue;
-    }
-    const { time, uid, sid } = event;
-    if (typeof time !== "string" || Number.isNaN(Date.parse(time)) || typeof uid !== "string" || !UUID.test(uid)) {
-      warn(`${file}: event without a valid time and uid skipped`);
-      continue;
-    }
-    rows.push({
-      time,
-      uid,
-      type: String(event.event),
-      sid: typeof sid === "string" && UUID.test(sid) ? sid : null,
-      data: storable(line, event),
-    });
+    const row = shippedRow(line);
+    if (typeof row === "string") warn(`${file}: ${row}`);
+    else rows.push(row);
   }
   return rows;
+}
+
+/** The row an event line becomes in the events table, or why it is skipped (the verifier expects the same rows). */
+export function shippedRow(line: string): ShippedRow | string {
+  let event: Record<string, unknown>;
+  try {
+    event = JSON.parse(line);
+  } catch (err) {
+    return `unparsable line skipped (${errorMessage(err)})`;
+  }
+  const { time, uid, sid } = event ?? {};
+  if (typeof time !== "string" || Number.isNaN(Date.parse(time)) || typeof uid !== "string" || !UUID.test(uid))
+    return "event without a valid time and uid skipped";
+  return {
+    time,
+    uid,
+    type: String(event.event),
+    sid: typeof sid === "string" && UUID.test(sid) ? sid : null,
+    data: storable(line, event),
+  };
 }
 
 /**
@@ -217,13 +243,59 @@ function storable(line: string, event: unknown): string {
   );
 }
 
-async function insertEvents(tx: SQL, rows: EventRow[]) {
+async function insertEvents(tx: SQL, rows: ShippedRow[]) {
   await tx`
     INSERT INTO events (event_time, event_id, event_type, session_id, event_data)
     SELECT t::timestamptz, i::uuid, ty, s::uuid, d::jsonb
     FROM unnest(${rows.map((r) => r.time)}::text[], ${rows.map((r) => r.uid)}::text[],
                 ${rows.map((r) => r.type)}::text[], ${rows.map((r) => r.sid)}::text[],
                 ${rows.map((r) => r.data)}::text[]) AS u(t, i, ty, s, d)
+    ON CONFLICT DO NOTHING`;
+}
+
+/** Waits (a little) until the sessions whose files are there are final; says which never became so. */
+async function waitCompleted(sessionsDir: string, sids: string[], warn: (line: string) => void) {
+  const pending = (sid: string) =>
+    existsSync(join(sessionsDir, indexFileName(sid))) && !existsSync(join(sessionsDir, completedFileName(sid)));
+  const deadline = Date.now() + COMPLETED_WAIT_MS;
+  for (let waiting = sids.filter(pending); waiting.length; waiting = waiting.filter(pending)) {
+    if (Date.now() >= deadline) {
+      for (const sid of waiting) warn(`session ${sid}: its files were never marked completed; shipped as they are`);
+      return;
+    }
+    await Bun.sleep(20);
+  }
+}
+
+interface JournalChunk {
+  /** Numbered from the first line not yet shipped. */
+  first: number;
+  lines: string[];
+  next: { lines: number; offset: number };
+  /** More complete lines follow than one batch reads. */
+  more: boolean;
+}
+
+/** The host journal's complete lines from where the cursor stands (a batch at most); undefined without a journal. */
+function readJournal(dataDir: string, from = { lines: 0, offset: 0 }): JournalChunk | undefined {
+  const path = journalPath(dataDir);
+  if (!existsSync(path)) return undefined;
+  const { text, complete, size } = readAt(path, from.offset);
+  const lines = text.subarray(0, complete).toString("utf8").split("\n");
+  lines.pop();
+  return {
+    first: from.lines,
+    lines,
+    next: { lines: from.lines + lines.length, offset: from.offset + complete },
+    more: from.offset + text.length < size && complete > 0,
+  };
+}
+
+async function insertJournal(tx: SQL, serverId: string, journal: JournalChunk) {
+  await tx`
+    INSERT INTO host_journal (server_id, line, entry)
+    SELECT ${serverId}::uuid, ${journal.first} + n - 1, e
+    FROM unnest(${journal.lines}::text[]) WITH ORDINALITY AS u(e, n)
     ON CONFLICT DO NOTHING`;
 }
 
@@ -242,6 +314,8 @@ async function insertRecording(
     warn(`session ${sid}: recording not shipped: ${errorMessage(err)}`);
     return 0;
   }
+  // Sessions recorded before the chain existed have none; verify says "unchained".
+  if (existsSync(join(sessionsDir, chainFileName(sid)))) names.push(chainFileName(sid));
   for (const name of names) {
     const path = join(sessionsDir, name);
     if (!existsSync(path)) {
@@ -322,6 +396,9 @@ function readCursor(path: string, uri: string): Cursor {
     const saved = JSON.parse(readFileSync(path, "utf8")) as Partial<Cursor>;
     if (saved.offset !== undefined && !(Number.isInteger(saved.offset) && saved.offset >= 0))
       throw new Error("bad offset");
+    const j = saved.journal;
+    if (j !== undefined && !(Number.isInteger(j?.lines) && j.lines >= 0 && Number.isInteger(j.offset) && j.offset >= 0))
+      throw new Error("bad journal position");
     return { ...fresh, ...saved, uri };
   } catch (err) {
     throw new EsrError(

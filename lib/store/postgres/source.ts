@@ -39,6 +39,15 @@ const AN_OBJECT = "jsonb_typeof(event_data) = 'object'";
  */
 const rowKey = (id: string) =>
   `to_char(event_time AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') || '|' || ${id}::text`;
+/** One row of the events table. */
+export interface EventRow {
+  id: string;
+  type: string;
+  sid: string;
+  time: Date;
+  data: unknown;
+}
+
 const KIND_OF_EVENT: Record<string, string> = Object.fromEntries(KINDS.map((k) => [k.event, k.name]));
 
 export class PostgresEventSource implements EventSource {
@@ -141,20 +150,23 @@ export class PostgresEventSource implements EventSource {
 
   async session(sid: string): Promise<SessionRecording> {
     checkSessionId(sid);
-    const parts: { name: string; part: number; parts: number; data: Uint8Array }[] = await this.query(
-      `reading session ${sid}`,
-      (sql) => sql`
-        SELECT file_name AS name, part, parts, data FROM recordings
-        WHERE session_id = ${sid}::uuid ORDER BY file_name, part`,
-      this.recordingsSql,
-    );
-    if (parts.length) return new FilesRecording(new SessionFiles(sid, this.shelf(sid, parts)));
-    const [{ n }] = await this.query(
-      `reading session ${sid}`,
-      (sql) => sql`SELECT count(*)::int AS n FROM events WHERE session_id = ${sid}::uuid`,
-    );
-    if (n === 0) throw new UnknownSession(sid, this.location);
+    const stored = await this.recordingFiles(sid);
+    if (stored) return new FilesRecording(new SessionFiles(sid, stored.shelf));
+    if ((await this.eventCount(sid)) === 0) throw new UnknownSession(sid, this.location);
     return new EventsRecording(sid, this);
+  }
+
+  /** A session's stored files as a shelf, and the host that stored them; undefined when none are stored. */
+  async recordingFiles(sid: string): Promise<{ serverId: string; shelf: FileShelf } | undefined> {
+    const parts: { name: string; part: number; parts: number; data: Uint8Array; server_id: string }[] =
+      await this.query(
+        `reading session ${sid}`,
+        (sql) => sql`
+          SELECT file_name AS name, part, parts, data, server_id::text FROM recordings
+          WHERE session_id = ${sid}::uuid ORDER BY file_name, part`,
+        this.recordingsSql,
+      );
+    return parts.length ? { serverId: parts[0]!.server_id, shelf: this.shelf(sid, parts) } : undefined;
   }
 
   /** A session's stored files as a shelf; a file with parts missing reads as far as they go, and says so. */
@@ -178,6 +190,60 @@ export class PostgresEventSource implements EventSource {
       },
       describe: where,
     };
+  }
+
+  /** Every session whose recording is stored, with the host that stored it. */
+  async storedSessions(): Promise<{ sid: string; serverId: string }[]> {
+    return this.query(
+      "listing recordings",
+      (sql) => sql`
+        SELECT session_id::text AS sid, min(server_id::text) AS "serverId" FROM recordings
+        GROUP BY session_id ORDER BY min(creation_time), session_id`,
+      this.recordingsSql,
+    );
+  }
+
+  /** Hosts whose integrity journal is stored. */
+  async journalHosts(): Promise<string[]> {
+    const rows: { host: string }[] = await this.query(
+      "reading host journals",
+      (sql) => sql`SELECT DISTINCT server_id::text AS host FROM host_journal ORDER BY 1`,
+      this.recordingsSql,
+    );
+    return rows.map((r) => r.host);
+  }
+
+  /** A host's integrity journal as shipped: its lines by number, and how a message names one. */
+  async journal(host: string): Promise<{ lines: string[]; where: (line: number) => string }> {
+    const rows: { line: number; entry: string }[] = await this.query(
+      `reading the journal of host ${host}`,
+      (sql) => sql`SELECT line, entry FROM host_journal WHERE server_id = ${host}::uuid ORDER BY line`,
+      this.recordingsSql,
+    );
+    // Messages name the stored line numbers: a row deleted shows as the line after the hole.
+    const numbers = rows.map((r) => r.line);
+    return {
+      lines: rows.map((r) => r.entry),
+      where: (i) => `${this.location} host_journal of host ${host} line ${numbers[i - 1]! + 1}`,
+    };
+  }
+
+  async eventCount(sid: string): Promise<number> {
+    const [{ n }] = await this.query(
+      `reading session ${sid}`,
+      (sql) => sql`SELECT count(*)::int AS n FROM events WHERE session_id = ${sid}::uuid`,
+    );
+    return n;
+  }
+
+  /** A session's rows of the events table, as stored. */
+  async eventRows(sid: string): Promise<EventRow[]> {
+    return this.query(
+      `reading session ${sid}`,
+      (sql) => sql`
+        SELECT event_id::text AS id, event_type AS type, session_id::text AS sid, event_time AS time, event_data AS data
+        FROM events WHERE session_id = ${sid}::uuid ORDER BY event_time, event_id`,
+    );
   }
 
   /** Events of one session by `ei`, from the events table. */
