@@ -7,7 +7,7 @@ import { FileEventSource } from "../lib/store/file/file-store.ts";
 import type { EventSource } from "../lib/store/store.ts";
 import { PostgresEventSource } from "../lib/store/postgres/source.ts";
 import { isPostgresUri, maskPassword } from "../lib/store/postgres/uri.ts";
-import { shownVerdicts } from "../lib/store/integrity/verify.ts";
+import { shownVerdicts } from "../lib/store/verdicts.ts";
 import { safeLine } from "../lib/events/safe-text.ts";
 
 export const DEFAULT_CONFIG_FILE = "/etc/esr.yaml";
@@ -120,12 +120,13 @@ export function eventSource(config: EsrConfig, args: { from?: string; "data-dir"
 }
 
 /**
- * What replay and play say unasked, after what they print: a session whose chain does not verify
- * whole (esr verify). Said only when nothing else warned: damage is already reported by the
- * warnings, and a whole session (or a store that keeps no chain) adds nothing to stderr.
+ * What replay and play say unasked, on stderr after what they print: a session whose chain does
+ * not verify whole (esr verify; the fleet store's line is verify --from's). Said only when nothing
+ * else warned: damage is already reported by the warnings, and a whole session adds nothing.
  */
-export function showVerdict(source: EventSource, sid: string, warnings: string[]) {
-  const [verdict] = shownVerdicts(source, [sid]);
-  if (verdict && verdict.status !== "whole" && warnings.length === 0)
-    process.stderr.write(`esr: verify: ${safeLine(`${verdict.status}: ${verdict.detail}`)}\n`);
+export async function verdictNotice(source: EventSource, sid: string, warnings: string[]) {
+  if (warnings.length) return undefined;
+  const [verdict] = await shownVerdicts(source, [sid]);
+  if (verdict && verdict.status !== "whole")
+    return `esr: verify: ${safeLine(`${verdict.status}: ${verdict.detail}`)}\n`;
 }

@@ -1,7 +1,7 @@
 import { defineCommand } from "citty";
 import { EsrError } from "../lib/errors.ts";
 import { fieldText, shellQuote } from "../lib/replay/text-format.ts";
-import { shownVerdicts, verdictWord } from "../lib/store/integrity/verify.ts";
+import { shownVerdicts, verdictFootnote, verdictWord } from "../lib/store/verdicts.ts";
 import { cliConfig, configArg, dataDirArg, eventSource, fromArg } from "./common.ts";
 
 export const ls = defineCommand({
@@ -17,13 +17,16 @@ export const ls = defineCommand({
     const config = cliConfig(process.argv, args["data-dir"]);
     const source = eventSource(config, args);
     const { sessions } = await source.sessions();
-    const verdicts = shownVerdicts(
+    const verdicts = await shownVerdicts(
       source,
       sessions.map((s) => s.sid),
     );
     await source.close();
     if (args.json) {
-      for (const [i, s] of sessions.entries()) console.log(JSON.stringify({ ...s, verify: verdicts[i]?.status }));
+      for (const [i, s] of sessions.entries()) {
+        const v = verdicts[i];
+        console.log(JSON.stringify({ ...s, verify: v?.status, verifyDetail: v?.detail }));
+      }
       return;
     }
     const rows = sessions.map((s, i) => [
@@ -42,5 +45,7 @@ export const ls = defineCommand({
     const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
     for (const r of [header, ...rows])
       console.log(r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join("  "));
+    const footnote = verdictFootnote(verdicts);
+    if (footnote) console.log(footnote);
   },
 });

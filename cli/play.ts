@@ -4,7 +4,7 @@ import { playFrames, TERMINAL_RESET } from "../lib/replay/play.ts";
 import { terminalSizeText } from "../lib/events/audit-events.ts";
 import { safeLine, safeText } from "../lib/events/safe-text.ts";
 import { readTerminalRecording } from "../lib/replay/terminal-frames.ts";
-import { cliConfig, configArg, dataDirArg, eventSource, fromArg, requireSid, showVerdict, sidArg } from "./common.ts";
+import { cliConfig, configArg, dataDirArg, eventSource, fromArg, requireSid, sidArg, verdictNotice } from "./common.ts";
 import { fail } from "./run.ts";
 
 export const play = defineCommand({
@@ -25,7 +25,7 @@ export const play = defineCommand({
     const config = cliConfig(process.argv, args["data-dir"]);
     const source = eventSource(config, args);
     const { frames, size, warnings } = await readTerminalRecording(await source.session(sid));
-    showVerdict(source, sid, warnings);
+    const notice = await verdictNotice(source, sid, warnings);
     await source.close();
     if (process.stdout.isTTY) {
       const here = terminalSizeText({ cols: process.stdout.columns, rows: process.stdout.rows });
@@ -42,6 +42,7 @@ export const play = defineCommand({
     // Failed writes are handled where each write reports them.
     process.stdout.on("error", () => {});
     await playFrames(frames, { speed, skipIdle: Boolean(args["skip-idle"]), write: writeStdout });
+    if (notice) process.stderr.write(notice);
     for (const w of warnings) process.stderr.write(`esr: warning: ${safeLine(w)}\n`);
     if (warnings.length) process.exitCode = 3;
   },

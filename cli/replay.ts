@@ -5,7 +5,7 @@ import { formatEventLines, formatTtyReplay, painter } from "../lib/replay/text-f
 import { KINDS } from "../lib/events/kinds/index.ts";
 import { safeLine } from "../lib/events/safe-text.ts";
 import { readTerminalRecording } from "../lib/replay/terminal-frames.ts";
-import { cliConfig, configArg, dataDirArg, eventSource, fromArg, requireSid, showVerdict, sidArg } from "./common.ts";
+import { cliConfig, configArg, dataDirArg, eventSource, fromArg, requireSid, sidArg, verdictNotice } from "./common.ts";
 
 /** --type values and the index types they select. */
 const TYPE_FILES: Record<string, string> = {
@@ -71,8 +71,9 @@ export const replay = defineCommand({
     } else lines = format === "json" ? events.map((e) => JSON.stringify(e)) : formatEventLines(events);
     const out = lines.join("\n");
     if (out) process.stdout.write(`${out}\n`);
-    showVerdict(source, sid, recording.warnings);
+    const notice = await verdictNotice(source, sid, recording.warnings);
     await source.close();
+    if (notice) process.stderr.write(notice);
     for (const w of recording.warnings) process.stderr.write(`esr: warning: ${safeLine(w)}\n`);
     if (recording.warnings.length) process.exitCode = 3;
   },

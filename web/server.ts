@@ -15,7 +15,7 @@ import { parseSearchQuery, parseSessionFilter } from "./search.ts";
 import { eventText, SessionViews, sessionTree } from "./session-view.ts";
 import type { SessionRow } from "./timeline-codes.ts";
 import type { SessionSummary } from "../lib/store/session-summary.ts";
-import { shownVerdicts } from "../lib/store/integrity/verify.ts";
+import { shownVerdicts, verdictFootnote } from "../lib/store/verdicts.ts";
 
 /**
  * No inline script, nothing from elsewhere. Styles may be inline: the terminal widget sets its
@@ -132,19 +132,23 @@ export async function serve(opts: ServeOptions) {
     return flags;
   };
 
-  /** One session at a time: each view holds a whole session's events while it is built. */
+  /**
+   * One session at a time: each view holds a whole session's events while it is built. Verified
+   * once per listing, for its page of rows, never cached: a file or row changed while the server
+   * runs must show.
+   */
   const rowsWithFlags = async (rows: SessionSummary[]) => {
     const withFlags: SessionRow[] = [];
-    // Verified at every listing, never cached: a file changed while the server runs must show.
-    const verdicts = shownVerdicts(
+    const verdicts = await shownVerdicts(
       opts.source,
       rows.map((s) => s.sid),
     );
     for (const [i, s] of rows.entries()) {
-      const verify = verdicts[i]?.status;
-      withFlags.push({ ...s, ...(await sessionFlags(s.sid)), ...(verify ? { verify } : {}) });
+      const v = verdicts[i];
+      const verify = v && { verify: v.status, verifyDetail: v.detail, verifyStoredKey: v.storedKey };
+      withFlags.push({ ...s, ...(await sessionFlags(s.sid)), ...verify });
     }
-    return withFlags;
+    return { rows: withFlags, verifyNote: verdictFootnote(verdicts) };
   };
 
   const listSessions = async (params: URLSearchParams) => {
@@ -160,13 +164,10 @@ export async function serve(opts: ServeOptions) {
       return true;
     });
     const pageNo = intParam(params, "page", 0, 1e6);
-    const rows = all.slice(pageNo * SESSIONS_PER_PAGE, (pageNo + 1) * SESSIONS_PER_PAGE);
-    return {
-      total: all.length,
-      page: pageNo,
-      perPage: SESSIONS_PER_PAGE,
-      sessions: await rowsWithFlags(rows),
-    };
+    const { rows, verifyNote } = await rowsWithFlags(
+      all.slice(pageNo * SESSIONS_PER_PAGE, (pageNo + 1) * SESSIONS_PER_PAGE),
+    );
+    return { total: all.length, page: pageNo, perPage: SESSIONS_PER_PAGE, sessions: rows, verifyNote };
   };
 
   const api = async (url: URL): Promise<unknown> => {

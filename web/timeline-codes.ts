@@ -33,7 +33,8 @@ export interface SessionMeta {
 }
 
 /**
- * A row of the sessions list: the store's summary of the session, with the marks of its view and,
- * for a store that keeps the hash chain (the data dir), `esr verify`'s word for it.
+ * A row of the sessions list: the store's summary of the session, with the marks of its view and
+ * `esr verify`'s verdict: its word, its line, and whether it trusted the fleet store's own key.
  */
-export type SessionRow = SessionSummary & Pick<SessionMeta, "unseen" | "truncated"> & { verify?: string };
+export type SessionRow = SessionSummary &
+  Pick<SessionMeta, "unseen" | "truncated"> & { verify?: string; verifyDetail?: string; verifyStoredKey?: boolean };

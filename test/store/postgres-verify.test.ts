@@ -4,7 +4,7 @@
  * `esr verify --from postgresql://…` (as the read-only role) must find and locate each change.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { readFileSync, rmSync, writeFileSync } from "node:fs";
+import { closeSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ESR, record, runEsr, sessionsDir, tempDir } from "../support/harness.ts";
 import { waitFor } from "../support/adversary.ts";
@@ -41,11 +41,8 @@ async function rowsOf(query: string, params: unknown[] = []): Promise<Record<str
 
 const serverId = (dataDir: string) => readFileSync(join(dataDir, "host_uuid"), "utf8").trim();
 
-beforeAll(async () => {
-  pg = new TestPostgres();
-  await pg.init();
-  config = join(tempDir(), "esr.yaml");
-  writeFileSync(config, FAST);
+/** A session on a terminal, with checkpoints between its outputs. */
+async function terminalSession(): Promise<string> {
   const term = new PtySession(
     [ESR, "record", "--data-dir", host.dataDir, "--config", config, "--events", "command", "--", "sh", "-c"].concat(
       "echo out-one; sleep 0.6; /bin/echo out-two; sleep 0.6; printf 'done\\n'",
@@ -53,7 +50,15 @@ beforeAll(async () => {
     { cols: 80, rows: 24 },
   );
   expect(await term.exited()).toBe(0);
-  host.clean = term.sid();
+  return term.sid();
+}
+
+beforeAll(async () => {
+  pg = new TestPostgres();
+  await pg.init();
+  config = join(tempDir(), "esr.yaml");
+  writeFileSync(config, FAST);
+  host.clean = await terminalSession();
   for (let i = 0; i < 5; i++) host.tampered.push(await commandSession());
   await shipOnce(pg, host.dataDir);
 }, 90_000);
@@ -299,5 +304,113 @@ describe("esr verify --from the fleet store", () => {
     const unknown = await verifyFrom(pg.uri("auditor"), crypto.randomUUID());
     expect(unknown.stderr).toMatch(/^esr: unknown session \S+ \(not in postgresql:\/\/auditor@/);
     expect(unknown.exitCode).not.toBe(0);
+  });
+});
+
+/** `esr ls --from` as the reader: each session's row, its JSON object, and what the table says below it. */
+async function listed(sids: string[]) {
+  const from = ["--from", pg.uri("auditor")];
+  const [table, json] = await Promise.all([runEsr(["ls", ...from]), runEsr(["ls", "--json", ...from])]);
+  for (const r of [table, json])
+    expect({ exitCode: r.exitCode, stderr: r.stderr }).toEqual({ exitCode: 0, stderr: "" });
+  const lines = table.stdout.trimEnd().split("\n");
+  const objects = json.stdout
+    .trimEnd()
+    .split("\n")
+    .map((l) => JSON.parse(l));
+  return {
+    rows: sids.map((sid) => lines.find((l) => l.startsWith(`${sid}  `))!),
+    objects: sids.map((sid) => objects.find((o) => o.sid === sid)),
+    footnote: lines.at(-1)!,
+  };
+}
+
+/** The detail `esr verify --from` prints for a session, and its verdict. */
+async function verifyLine(sid: string) {
+  const v = await verifyFrom(pg.uri("auditor"), sid);
+  const [, status, detail] = /^\S+  (\S+) +(.*)\n$/.exec(v.stdout)!;
+  return { status, detail };
+}
+
+/** `esr <args> --from` as the reader with stdout and stderr into one file, to see what comes after what. */
+async function runInOrder(args: string[]) {
+  const file = join(tempDir(), "out");
+  const fd = openSync(file, "w");
+  try {
+    const proc = Bun.spawn([ESR, ...args, "--from", pg.uri("auditor")], { stdout: fd, stderr: fd });
+    expect(await proc.exited).toBe(0);
+  } finally {
+    closeSync(fd);
+  }
+  return readFileSync(file, "utf8");
+}
+
+describe("the readers show the fleet store's verdicts unasked", () => {
+  test("ls, replay and play --from: verify --from's verdict, that it trusted the stored key; a row deleted shows", async () => {
+    const sid = await terminalSession();
+    await shipOnce(pg, host.dataDir);
+    const clean = await verifyLine(sid);
+    expect(clean.status).toBe("whole");
+    let ls = await listed([sid]);
+    expect(ls.rows[0]).toMatch(/  whole\*  /);
+    expect(ls.objects[0]).toMatchObject({ verify: "whole", verifyDetail: clean.detail });
+    expect(ls.footnote).toBe(`* esr verify --from: ${KEY_NOTE}`);
+    const replayed = await runInOrder(["replay", sid]);
+    expect(replayed).toContain("/bin/echo out-two");
+    expect(replayed).not.toContain("esr:");
+
+    const victim = (await commandRows(sid))[1]!;
+    await rowsOf("DELETE FROM events WHERE event_id = $1::uuid", [victim.id]);
+    const broken = await verifyLine(sid);
+    expect(broken.status).toBe("broken");
+    expect(broken.detail).toContain(`the row of ei ${victim.event_data.ei} (session.command) is deleted; ${KEY_NOTE}`);
+    ls = await listed([sid]);
+    expect(ls.rows[0]).toMatch(/  broken\*  /);
+    expect(ls.objects[0]).toMatchObject({ verify: "broken", verifyDetail: broken.detail });
+    // The recording itself reads whole: replay and play print it all, then say it does not verify.
+    const notice = `esr: verify: broken: ${broken.detail}\n`;
+    expect(await runInOrder(["replay", sid])).toBe(replayed + notice);
+    const played = await runInOrder(["play", sid, "--speed", "1000"]);
+    expect(played).toEndWith(notice);
+    expect(played.length).toBeGreaterThan(notice.length);
+  });
+
+  test("a database error while verifying: that host's sessions show an error, the others their verdicts", async () => {
+    // Another host whose stored journal cannot be read: a policy that fails reading its rows.
+    const other = tempDir();
+    const { sid: failing } = await record(["/bin/true"], {
+      dataDir: other,
+      flags: ["--config", config, "--events", "command"],
+    });
+    await shipOnce(pg, other);
+    const fine = host.clean;
+    await rowsOf(`
+      CREATE FUNCTION esr_test_unreadable(host uuid) RETURNS boolean LANGUAGE plpgsql AS $$
+      BEGIN
+        IF host = '${serverId(other)}' THEN RAISE EXCEPTION 'could not read block 7 of relation host_journal'; END IF;
+        RETURN true;
+      END $$;
+      ALTER TABLE host_journal ENABLE ROW LEVEL SECURITY;
+      CREATE POLICY esr_test_unreadable ON host_journal FOR SELECT USING (esr_test_unreadable(server_id));`);
+    try {
+      const ls = await listed([fine, failing]);
+      expect(ls.rows[0]).toMatch(/  whole\*  /);
+      expect(ls.rows[1]).toMatch(/  error  /);
+      expect(ls.objects[1].verify).toBe("error");
+      expect(ls.objects[1].verifyDetail).toMatch(
+        new RegExp(
+          `^cannot verify: fleet store postgresql://auditor@\\S+: reading the journal of host ${serverId(other)}: could not read block 7`,
+        ),
+      );
+      // Replay still prints the session, then says why it could not say more.
+      const replayed = await runInOrder(["replay", failing]);
+      expect(replayed).toEndWith(`esr: verify: error: ${ls.objects[1].verifyDetail}\n`);
+    } finally {
+      await rowsOf(`
+        DROP POLICY esr_test_unreadable ON host_journal;
+        ALTER TABLE host_journal DISABLE ROW LEVEL SECURITY;
+        DROP FUNCTION esr_test_unreadable(uuid);`);
+    }
+    expect((await listed([failing])).rows[0]).toMatch(/  whole\*  /);
   });
 });

@@ -122,14 +122,17 @@ describe("fleet store (PostgreSQL)", () => {
       expect(fromStore.exitCode).toBe(0);
       expect(Buffer.from(fromStore.stdout)).toEqual(Buffer.from(fromFiles.stdout));
     }
-    // ls shows verdicts for a data dir; the store's are `esr verify --from` (test/store/postgres-verify.test.ts).
+    // ls shows each session's verdict from either store; the store's is `esr verify --from`'s
+    // (test/store/postgres-verify.test.ts), against the key it holds itself.
     const fromStore = await runEsr(["ls", "--json", ...elsewhere]);
     const fromFiles = await runEsr(["ls", "--json", ...here]);
-    const { verify, ...listed } = JSON.parse(fromFiles.stdout);
-    expect(verify).toBe("whole");
-    expect(JSON.parse(fromStore.stdout)).toEqual(listed);
+    const { verifyDetail: localDetail, ...listed } = JSON.parse(fromFiles.stdout);
+    const { verifyDetail: storeDetail, ...listedFromStore } = JSON.parse(fromStore.stdout);
+    expect(listed.verify).toBe("whole");
+    expect(listedFromStore).toEqual(listed);
+    expect(storeDetail).toStartWith(`${localDetail}; its `);
     const table = (await runEsr(["ls", ...elsewhere])).stdout;
-    expect(table).toMatch(new RegExp(`VERIFY[^\\n]*\\n${sid}.*  -  `));
+    expect(table).toMatch(new RegExp(`VERIFY[^\\n]*\\n${sid}.*  whole\\*  `));
   }, 60_000);
 
   test("search: every filter, newest first, pages by a stable key; the same answers as the local files", async () => {

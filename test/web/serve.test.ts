@@ -16,6 +16,7 @@ import { copyDataDir, editGzipLines } from "../support/tamper.ts";
 import { loggedInPage, startServeOf, type WebServer } from "../support/web-server.ts";
 
 const PROMPT = "prompt$ ";
+const KEY_NOTE = "checked against the key stored in the database (pass --key with the host's own key for a real check)";
 const dataDir = tempDir();
 let pg: TestPostgres;
 /** The server of the store whose tests are running. */
@@ -347,11 +348,24 @@ describe("esr serve: the fleet store answers as the data dir does", () => {
       expect({ path, answer: b }).toEqual({ path, answer: a });
       return a;
     };
-    // The data dir keeps each session's hash chain and says whether it verifies; the fleet store does not keep it (yet).
+    // Both stores keep each session's hash chain and say whether it verifies; the fleet store's
+    // verdict is `esr verify --from`'s, its rows checked too, against the key the store holds.
     const [filesList, fleetList] = await Promise.all([api(files, "/api/sessions"), api(fleet, "/api/sessions")]);
     expect(filesList.sessions.map((s: { verify?: string }) => s.verify)).toEqual(["whole", "whole"]);
-    expect(fleetList.sessions.map((s: { verify?: string }) => s.verify)).toEqual([undefined, undefined]);
-    for (const s of filesList.sessions) delete s.verify;
+    expect(fleetList.sessions.map((s: { verify?: string }) => s.verify)).toEqual(["whole", "whole"]);
+    for (const [i, s] of fleetList.sessions.entries()) {
+      const v = await runEsr(["verify", s.sid, "--from", pg.uri("auditor")]);
+      expect(v.stdout).toBe(`${s.sid}  whole      ${s.verifyDetail}\n`);
+      expect(s.verifyDetail).toStartWith(`${filesList.sessions[i].verifyDetail}; its `);
+      expect(s.verifyDetail).toEndWith(`; ${KEY_NOTE}`);
+      expect(s.verifyStoredKey).toBe(true);
+    }
+    expect(fleetList.verifyNote).toBe(`* esr verify --from: ${KEY_NOTE}`);
+    expect(filesList.verifyNote).toBeUndefined();
+    for (const l of [filesList, fleetList]) {
+      delete l.verifyNote;
+      for (const s of l.sessions) for (const k of ["verify", "verifyDetail", "verifyStoredKey"]) delete s[k];
+    }
     delete filesList.ms;
     delete fleetList.ms;
     expect(fleetList).toEqual(filesList);
@@ -413,6 +427,85 @@ describe("esr serve: each session's verification", () => {
       await page.close();
     } finally {
       await on.stop();
+    }
+  });
+});
+
+describe("esr serve --from: each session's verification", () => {
+  /** A query as the database's administrator. */
+  async function asAdmin(query: string) {
+    const sql = pg.admin("esr_audit");
+    try {
+      return await sql.unsafe(query);
+    } finally {
+      await sql.close();
+    }
+  }
+
+  test("a row changed in the database is marked broken with verify --from's line, on the page too", async () => {
+    const [row] = await asAdmin(
+      `SELECT event_id::text AS id, event_data FROM events WHERE session_id = '${hostileSid}'::uuid
+       AND event_type = 'session.command' ORDER BY event_time LIMIT 1`,
+    );
+    await asAdmin(
+      `UPDATE events SET event_data = jsonb_set(event_data, '{argv}', '["innocent"]') WHERE event_id = '${row.id}'::uuid`,
+    );
+    const on = await startServeOf(["--from", pg.uri("auditor")]);
+    try {
+      const list = await api(on, "/api/sessions");
+      const rows = Object.fromEntries(list.sessions.map((r: { sid: string }) => [r.sid, r]));
+      expect(rows[shellSid].verify).toBe("whole");
+      expect(rows[hostileSid].verify).toBe("broken");
+      const v = await runEsr(["verify", hostileSid, "--from", pg.uri("auditor")]);
+      expect(v.stdout).toBe(`${hostileSid}  broken     ${rows[hostileSid].verifyDetail}\n`);
+      expect(rows[hostileSid].verifyDetail).toContain(`is changed: argv is ["innocent"], recorded `);
+      const page = await loggedInPage(browser, on, pageErrors);
+      try {
+        const flag = page.locator(`tr.session-row[data-sid="${hostileSid}"] .flag.not-verified`);
+        expect(await flag.textContent()).toBe("verify: broken*");
+        expect(await flag.getAttribute("title")).toContain("is changed: argv is");
+        expect(await page.locator(`tr.session-row[data-sid="${shellSid}"] .flag.verified`).textContent()).toBe(
+          "verified*",
+        );
+        expect(await page.locator("p.verify-note").textContent()).toBe(`* esr verify --from: ${KEY_NOTE}`);
+      } finally {
+        await page.close();
+      }
+    } finally {
+      await on.stop();
+      await asAdmin(
+        `UPDATE events SET event_data = '${JSON.stringify(row.event_data).replace(/'/g, "''")}'::jsonb WHERE event_id = '${row.id}'::uuid`,
+      );
+    }
+  });
+
+  test("the database refusing what verify reads: each verdict says so, the list is served", async () => {
+    await asAdmin("REVOKE SELECT ON host_journal FROM esr_reader");
+    const on = await startServeOf(["--from", pg.uri("auditor")]);
+    try {
+      const list = await api(on, "/api/sessions");
+      expect(list.sessions.map((s: { sid: string }) => s.sid).sort()).toEqual([shellSid, hostileSid].sort());
+      for (const s of list.sessions) {
+        expect(s.verify).toBe("error");
+        expect(s.verifyDetail).toMatch(
+          /^cannot verify: fleet store postgresql:\/\/auditor@\S+: reading the journal of host \S+: permission denied/,
+        );
+      }
+      const page = await loggedInPage(browser, on, pageErrors);
+      try {
+        expect(await page.locator(`tr.session-row[data-sid="${shellSid}"] .flag.verify-error`).textContent()).toBe(
+          "verify: error",
+        );
+      } finally {
+        await page.close();
+      }
+      // Verified again at the next listing, once the database answers.
+      await asAdmin("GRANT SELECT ON host_journal TO esr_reader");
+      const again = await api(on, "/api/sessions");
+      expect(again.sessions.map((s: { verify: string }) => s.verify)).toEqual(["whole", "whole"]);
+    } finally {
+      await on.stop();
+      await asAdmin("GRANT SELECT ON host_journal TO esr_reader");
     }
   });
 });

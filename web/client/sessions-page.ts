@@ -15,7 +15,13 @@ const FIELDS = [
 
 export async function sessionsPage(app: HTMLElement) {
   const params = new URLSearchParams(location.search);
-  const data = await getJson<{ total: number; page: number; perPage: number; sessions: SessionRow[] }>(
+  const data = await getJson<{
+    total: number;
+    page: number;
+    perPage: number;
+    sessions: SessionRow[];
+    verifyNote?: string;
+  }>(
     `/api/sessions?${query(
       params,
       FIELDS.map((f) => f.name),
@@ -41,15 +47,7 @@ export async function sessionsPage(app: HTMLElement) {
           { class: "flag truncated", title: "arguments or paths cut at the recording limit" },
           `${s.truncated} truncated`,
         ),
-      s.verify === "whole" &&
-        h("span", { class: "flag verified", title: "esr verify: the chain and its signatures are whole" }, "verified"),
-      s.verify !== undefined &&
-        s.verify !== "whole" &&
-        h(
-          "span",
-          { class: "flag not-verified", title: "esr verify: not whole; run esr verify for where and why" },
-          `verify: ${s.verify}`,
-        ),
+      verifyFlag(s),
       s.warnings > 0 &&
         h("span", { class: "flag warning", title: "parts of the recording could not be read" }, "damaged"),
     );
@@ -98,6 +96,17 @@ export async function sessionsPage(app: HTMLElement) {
       h("tbody", {}, ...rows),
     ),
     rows.length === 0 && h("p", {}, "No session matches."),
+    data.verifyNote !== undefined && h("p", { class: "verify-note" }, safeLine(data.verifyNote)),
     pager(params, data.page, (data.page + 1) * data.perPage < data.total),
   );
+}
+
+/** esr verify's verdict: its word, `*` when it trusted the store's own key (the note says so), its line on hover. */
+function verifyFlag(s: SessionRow) {
+  if (s.verify === undefined) return false;
+  const star = s.verifyStoredKey ? "*" : "";
+  const title = `esr verify: ${safeLine(`${s.verify}: ${s.verifyDetail ?? ""}`)}`;
+  if (s.verify === "whole") return h("span", { class: "flag verified", title }, `verified${star}`);
+  const kind = s.verify === "error" ? "verify-error" : "not-verified";
+  return h("span", { class: `flag ${kind}`, title }, `verify: ${s.verify}${star}`);
 }

@@ -9,10 +9,9 @@ import { CHUNKS_TYPE } from "../file/session-writer.ts";
 import { EsrError } from "../../errors.ts";
 import { ChainHasher, checkpointMessage, runLength, type ChainRecord, type Checkpoint } from "./chain.ts";
 import { signatureValid, trustedJournal, type JournalEntry, type TrustedJournal } from "./host-key.ts";
-import { FileEventSource } from "../file/file-store.ts";
-import type { EventSource } from "../store.ts";
 
-export type VerdictStatus = "whole" | "broken" | "unsealed" | "wrong-key" | "missing" | "unchained";
+/** "error": the store could not be read to verify (only in the readers' lists, lib/store/verdicts.ts). */
+export type VerdictStatus = "whole" | "broken" | "unsealed" | "wrong-key" | "missing" | "unchained" | "error";
 
 export interface Verdict {
   sid: string;
@@ -21,6 +20,8 @@ export interface Verdict {
   verified: number;
   /** What was found, in one line. */
   detail: string;
+  /** Checked against the key the fleet store itself holds (no --key): its detail says so. */
+  storedKey?: boolean;
 }
 
 /** The host journal, checked once for all the sessions of a data dir. */
@@ -354,20 +355,4 @@ export function verifySession(files: SessionFiles, trust: HostTrust): Verdict {
     verified,
     detail: `verified up to item ${verified} (last checkpoint ${last!.time}); ${unsigned} items after it unsigned: the recorder stopped without sealing`,
   };
-}
-
-/**
- * The verdicts a reader shows unasked (ls, replay, play, the web list): for sessions of a data dir,
- * the host journal checked once for all of them (its signatures grow with every session); undefined
- * each for the fleet store, whose verdicts take its database (lib/store/postgres/verify-store.ts).
- */
-export function shownVerdicts(source: EventSource, sids: string[]): (Verdict | undefined)[] {
-  if (!(source instanceof FileEventSource) || sids.length === 0) return sids.map(() => undefined);
-  const trust = hostTrust(source.dataDir);
-  return sids.map((sid) => verifySession(SessionFiles.open(source.dataDir, sid), trust));
-}
-
-/** `esr ls`'s word for a verdict. */
-export function verdictWord(verdict: Verdict | undefined): string {
-  return verdict?.status ?? "-";
 }

@@ -16,16 +16,22 @@ import type { EventRow, PostgresEventSource } from "./source.ts";
 /** Row differences named in a verdict's line; the rest are counted. */
 const NAMED_PROBLEMS = 3;
 
+/** What a verdict checked without --key adds: a database administrator could have replaced the key with the rest. */
+export const STORED_KEY_NOTE =
+  "checked against the key stored in the database (pass --key with the host's own key for a real check)";
+
 /**
  * Verdicts for some sessions of the store, or for all of them and those the hosts' journals say are
  * missing. Each host's stored journal must chain to one of `rootKeys`; without them it is trusted
  * from its own first line, as stored: a database administrator could replace it whole, and every
- * line says so.
+ * line says so. With `keepGoing` (the readers' lists), a session that cannot be verified (the
+ * database failing) gets an "error" verdict and the others go on; `esr verify` stops at the first.
  */
 export async function verifyStore(
   source: PostgresEventSource,
   sids: string[] | "all",
   rootKeys?: string[],
+  { keepGoing = false } = {},
 ): Promise<Verdict[]> {
   const trusts = new Map<string, HostTrust>();
   const trustFor = async (host: string): Promise<HostTrust> => {
@@ -41,11 +47,25 @@ export async function verifyStore(
     trusts.set(host, trust);
     return trust;
   };
-  const stored = await source.storedSessions();
+  let stored: { sid: string; serverId: string }[];
+  try {
+    stored = await source.storedSessions();
+  } catch (err) {
+    if (!keepGoing || sids === "all") throw err;
+    return sids.map((sid) => errorVerdict(sid, err));
+  }
   const hostOf = new Map(stored.map((s) => [s.sid, s.serverId]));
   const verdicts: { verdict: Verdict; host: string; seq: number }[] = [];
   const add = (verdict: Verdict, trust: HostTrust) =>
     verdicts.push({ verdict, host: trust.host, seq: trust.starts.get(verdict.sid)?.[0]?.seq ?? Infinity });
+  const guarded = async (sid: string, check: () => Promise<void>) => {
+    try {
+      await check();
+    } catch (err) {
+      if (!keepGoing) throw err;
+      verdicts.push({ verdict: errorVerdict(sid, err), host: "", seq: Infinity });
+    }
+  };
 
   if (sids === "all") {
     for (const { sid, serverId } of stored) {
@@ -58,35 +78,43 @@ export async function verifyStore(
         if (!hostOf.has(sid)) add(await missingVerdict(source, sid, start!, trust), trust);
     }
   } else {
-    const hosts = await source.journalHosts();
-    for (const sid of sids) {
-      const host = hostOf.get(sid);
-      if (host !== undefined) {
-        const trust = await trustFor(host);
-        add(await verifyStored(source, sid, trust), trust);
-        continue;
-      }
-      const trust = (await Promise.all(hosts.map(trustFor))).find((t) => t.starts.has(sid));
-      if (trust) add(await missingVerdict(source, sid, trust.starts.get(sid)![0]!, trust), trust);
-      else if ((await source.eventCount(sid)) > 0)
-        verdicts.push({
-          verdict: {
-            sid,
-            status: "missing",
-            verified: 0,
-            detail: "its events are in the store, its recording is not, and no stored host journal names it",
-          },
-          host: "",
-          seq: Infinity,
-        });
-      else throw new UnknownSession(sid, source.location);
-    }
+    let hosts: string[] | undefined;
+    for (const sid of sids)
+      await guarded(sid, async () => {
+        const host = hostOf.get(sid);
+        if (host !== undefined) {
+          const trust = await trustFor(host);
+          add(await verifyStored(source, sid, trust), trust);
+          return;
+        }
+        hosts ??= await source.journalHosts();
+        const trust = (await Promise.all(hosts.map(trustFor))).find((t) => t.starts.has(sid));
+        if (trust) add(await missingVerdict(source, sid, trust.starts.get(sid)![0]!, trust), trust);
+        else if ((await source.eventCount(sid)) > 0)
+          verdicts.push({
+            verdict: {
+              sid,
+              status: "missing",
+              verified: 0,
+              detail: "its events are in the store, its recording is not, and no stored host journal names it",
+            },
+            host: "",
+            seq: Infinity,
+          });
+        else throw new UnknownSession(sid, source.location);
+      });
   }
   if (sids === "all") verdicts.sort((a, b) => a.host.localeCompare(b.host) || a.seq - b.seq);
-  const keyNote = rootKeys
-    ? ""
-    : "; checked against the key stored in the database (pass --key with the host's own key for a real check)";
-  return verdicts.map(({ verdict }) => ({ ...verdict, detail: `${verdict.detail}${keyNote}` }));
+  return verdicts.map(({ verdict }) =>
+    rootKeys || verdict.status === "error"
+      ? verdict
+      : { ...verdict, detail: `${verdict.detail}; ${STORED_KEY_NOTE}`, storedKey: true },
+  );
+}
+
+/** A session the store could not be read for: what failed, instead of a verdict. */
+function errorVerdict(sid: string, err: unknown): Verdict {
+  return { sid, status: "error", verified: 0, detail: `cannot verify: ${errorMessage(err)}` };
 }
 
 /** The root key a stored journal names in its first line (epoch 0 certifies itself). */
