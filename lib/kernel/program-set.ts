@@ -29,6 +29,12 @@ export interface ProgramSetOptions {
    * by reading the task's cgroup (false). Default: the helper where the kernel allows it.
    */
   ancestorHelper?: boolean;
+  /**
+   * Whether programs that have a `_typed` twin load it (true): it reads the current task through
+   * bpf_get_current_task_btf, with plain loads instead of helper calls (bpf/esr.h ESR_READ).
+   * Default: where the kernel allows it.
+   */
+  typedTask?: boolean;
 }
 
 const PAGE_SIZE = 4096;
@@ -58,6 +64,8 @@ export class ProgramSet {
     readonly attached: AttachedProgram[],
     /** How the programs find a task's session (see ProgramSetOptions.ancestorHelper). */
     readonly ancestorHelper: boolean,
+    /** Which twin of a program with a `_typed` variant is loaded (see ProgramSetOptions.typedTask). */
+    readonly typedTask: boolean,
   ) {}
 
   /** Loads the object with the programs of `opts.kinds` enabled, and attaches them. */
@@ -68,8 +76,9 @@ export class ProgramSet {
     const image = readFileSync(bpfObject);
     clearLibbpfLog();
     const obj = checkPtr(bpf.bpf_object__open_mem(image, image.length, null), "cannot open the BPF object");
-    const ancestorHelper = opts.ancestorHelper ?? ancestorHelperAllowed();
-    const set = new ProgramSet(obj, [], -1, new Map(), [], ancestorHelper);
+    const ancestorHelper = opts.ancestorHelper ?? helperAllowed(BPF_FUNC_get_current_ancestor_cgroup_id);
+    const typedTask = opts.typedTask ?? helperAllowed(BPF_FUNC_get_current_task_btf);
+    const set = new ProgramSet(obj, [], -1, new Map(), [], ancestorHelper, typedTask);
     try {
       for (const map of maps(obj)) {
         const name = cString(bpf.bpf_map__name(map));
@@ -88,11 +97,15 @@ export class ProgramSet {
         else if (name.endsWith(".rodata.esr")) setLoadConfig(map, opts.sessionLevels, ancestorHelper);
       }
       const enabled: { prog: Pointer; name: string; kind: EventKind }[] = [];
-      for (const prog of programs(obj)) {
-        const name = cString(bpf.bpf_program__name(prog));
+      const all = [...programs(obj)].map((prog) => ({ prog, name: cString(bpf.bpf_program__name(prog)) }));
+      const names = new Set(all.map((p) => p.name));
+      for (const { prog, name } of all) {
         const kind = kindOf(name);
-        check(bpf.bpf_program__set_autoload(prog, wanted.has(kind)), "cannot select the BPF programs");
-        if (wanted.has(kind)) enabled.push({ prog, name, kind });
+        // Of a pair `x` / `x_typed`, one is loaded: the same hook, two ways of reading the task.
+        const twin = name.endsWith(TYPED_SUFFIX) ? typedTask : !(typedTask && names.has(name + TYPED_SUFFIX));
+        const load = wanted.has(kind) && twin;
+        check(bpf.bpf_program__set_autoload(prog, load), "cannot select the BPF programs");
+        if (load) enabled.push({ prog, name, kind });
       }
       for (const kind of wanted)
         if (!enabled.some((p) => p.kind === kind)) throw new EsrError(`${kind} events are not built into this esr`);
@@ -170,18 +183,19 @@ function setLoadConfig(map: Pointer, sessionLevels: readonly number[], ancestorH
 }
 
 const BPF_PROG_TYPE_RAW_TRACEPOINT = 17;
-const BPF_FUNC_get_current_ancestor_cgroup_id = 123;
+const BPF_FUNC_get_current_ancestor_cgroup_id = 123; // Linux 5.14 on, or a backport
+
+const BPF_FUNC_get_current_task_btf = 158; // Linux 5.11 on
+/** Name suffix of a program's variant that reads the task through bpf_get_current_task_btf. */
+const TYPED_SUFFIX = "_typed";
 
 /**
- * Whether tracing programs may call bpf_get_current_ancestor_cgroup_id (Linux 5.14 on, or a
- * backport): the kernel is asked by loading a probe program, never guessed from its version.
- * Raw tracepoint and tp_btf programs share one helper list. When the probe itself cannot run,
- * the programs take the slower path that works everywhere.
+ * Whether tracing programs may call a helper: the kernel is asked by loading a probe program,
+ * never guessed from its version. Raw tracepoint and tp_btf programs share one helper list. When
+ * the probe itself cannot run, the programs take the slower path that works everywhere.
  */
-function ancestorHelperAllowed(): boolean {
-  return (
-    libbpf().libbpf_probe_bpf_helper(BPF_PROG_TYPE_RAW_TRACEPOINT, BPF_FUNC_get_current_ancestor_cgroup_id, null) === 1
-  );
+function helperAllowed(helper: number): boolean {
+  return libbpf().libbpf_probe_bpf_helper(BPF_PROG_TYPE_RAW_TRACEPOINT, helper, null) === 1;
 }
 
 /** A program's event kind: the prefix of its name (scripts/build.ts checks every program has one). */
@@ -192,9 +206,10 @@ function kindOf(program: string): EventKind {
 }
 
 function loadError(kinds: readonly EventKind[], err: number): EsrError {
-  if (err === 1 || err === 13)
-    return new EsrError(`cannot load the BPF programs: ${strerror(err)} (esr must run as root, with BPF allowed)`);
+  // The verifier refuses a program with EACCES too: its log tells the two apart.
   const refused = refusedProgram();
+  if ((err === 1 || err === 13) && !refused)
+    return new EsrError(`cannot load the BPF programs: ${strerror(err)} (esr must run as root, with BPF allowed)`);
   if (refused) {
     const kind = EVENT_KINDS.find((k) => refused.name.startsWith(`${k}_`));
     return new EsrError(
