@@ -237,7 +237,7 @@ int BPF_PROG(command_exec_failed, struct pt_regs *regs, long ret)
 #if defined(__TARGET_ARCH_x86)
 	if (nr != NR_execve && nr != NR_execveat && nr != NR32_execve && nr != NR32_execveat)
 		return 0;
-	compat = syscall_is_compat();
+	compat = syscall_is_compat(false);
 	if (compat ? nr != NR32_execve && nr != NR32_execveat : nr != NR_execve && nr != NR_execveat)
 		return 0;
 #else

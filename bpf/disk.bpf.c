@@ -25,13 +25,13 @@ enum open_call { CALL_NONE, CALL_OPEN, CALL_CREAT, CALL_OPENAT, CALL_OPENAT2 };
  * 32-bit binary must not open files unseen. The ABI is read only for the few candidate numbers,
  * since every syscall of the host comes through here.
  */
-static __always_inline enum open_call open_call_of(struct pt_regs *regs, bool *compat)
+static __always_inline enum open_call open_call_of(struct pt_regs *regs, bool *compat, bool typed)
 {
 	long nr = SYSCALL_NR(regs);
 
 	if (nr != 2 && nr != 5 && nr != 8 && nr != 85 && nr != 257 && nr != 295 && nr != 437)
 		return CALL_NONE;
-	*compat = syscall_is_compat();
+	*compat = syscall_is_compat(typed);
 	if (*compat)
 		return nr == 5 ? CALL_OPEN : nr == 8 ? CALL_CREAT : nr == 295 ? CALL_OPENAT : nr == 437 ? CALL_OPENAT2 : CALL_NONE;
 	return nr == 2 ? CALL_OPEN : nr == 85 ? CALL_CREAT : nr == 257 ? CALL_OPENAT : nr == 437 ? CALL_OPENAT2 : CALL_NONE;
@@ -39,7 +39,7 @@ static __always_inline enum open_call open_call_of(struct pt_regs *regs, bool *c
 
 #elif defined(__TARGET_ARCH_arm64)
 /* arm64 has neither open(2) nor creat(2). 32-bit (AArch32) tasks are not decoded. */
-static __always_inline enum open_call open_call_of(struct pt_regs *regs, bool *compat)
+static __always_inline enum open_call open_call_of(struct pt_regs *regs, bool *compat, bool typed)
 {
 	long nr = SYSCALL_NR(regs);
 
@@ -99,7 +99,7 @@ struct {
 static __always_inline int open_exit(struct pt_regs *regs, long ret, bool typed)
 {
 	bool compat = false;
-	enum open_call call = open_call_of(regs, &compat);
+	enum open_call call = open_call_of(regs, &compat, typed);
 	__u64 session_id;
 	struct esr_session *s;
 	struct open_slot *slot;

@@ -195,6 +195,14 @@ struct esr_load_config {
 };
 const volatile struct esr_load_config load_config SEC(".rodata.esr") __weak = { .session_levels = 1u << 2, .ancestor_helper = 1 };
 
+/*
+ * A chain of field reads from `src`: plain loads when `typed` (src is a BTF pointer the verifier
+ * knows: a tp_btf argument, bpf_get_current_task_btf(), or a pointer loaded from one), else one
+ * bpf_probe_read_kernel per link, which works from any pointer. A helper call costs ≈ 25 ns on this
+ * project's VMs, a load ≈ 1 ns; callers pass a constant, so only one of the two is compiled.
+ */
+#define ESR_READ(typed, src, ...) ((typed) ? ___arrow(src, ##__VA_ARGS__) : BPF_CORE_READ(src, ##__VA_ARGS__))
+
 /* Depths a session cgroup may have: bits 0 to ESR_SESSION_LEVELS - 1 of session_levels. */
 #define ESR_SESSION_LEVELS 16
 
@@ -208,6 +216,18 @@ struct {
 	__type(key, __u64);
 	__type(value, struct esr_session);
 } sessions SEC(".maps") __weak;
+
+/*
+ * How many sessions record each kind (key: enum esr_kind), kept by the recorder beside `sessions`:
+ * a hook of a kind no session records returns before any cgroup read or hash lookup, so the
+ * processes of a host whose recorder has no session (a daemon between logins) pay one array read.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, ESR_KIND_COUNT);
+	__type(key, __u32);
+	__type(value, __u32);
+} recording SEC(".maps") __weak;
 
 char LICENSE[] SEC("license") __weak = "GPL";
 
@@ -254,7 +274,11 @@ static __always_inline __u64 ancestor_cgroup_id(struct cgroup *cgrp, int cgrp_le
 static __always_inline struct esr_session *session_of(bool current_task, struct cgroup *cgrp, enum esr_kind kind, __u64 *session_id)
 {
 	int cgrp_level = 0;
+	__u32 key = kind;
+	__u32 *recorders = bpf_map_lookup_elem(&recording, &key);
 
+	if (!recorders || !*recorders)
+		return 0;
 	/* load_config is read where it decides, never kept: the verifier must see a constant each time. */
 	if (current_task && !load_config.ancestor_helper)
 		cgrp = BPF_CORE_READ((struct task_struct *)bpf_get_current_task(), cgroups, dfl_cgrp);
@@ -328,15 +352,18 @@ static __always_inline void fill_header(struct esr_event_header *h, __u64 sessio
 #define SYSCALL_NR(regs) ((regs)->orig_ax)
 #define TS_COMPAT 0x0002  /* thread_info.status: this syscall came in through the i386 ABI */
 
-static __always_inline bool syscall_is_compat(void)
+/* `typed`: read the task through bpf_get_current_task_btf (see ESR_READ). */
+static __always_inline bool syscall_is_compat(bool typed)
 {
-	return BPF_CORE_READ((struct task_struct *)bpf_get_current_task(), thread_info.status) & TS_COMPAT;
+	struct task_struct *task = typed ? bpf_get_current_task_btf() : (struct task_struct *)bpf_get_current_task();
+
+	return ESR_READ(typed, task, thread_info.status) & TS_COMPAT;
 }
 #elif defined(__TARGET_ARCH_arm64)
 #define SYSCALL_NR(regs) ((regs)->syscallno)
 
 /* 32-bit (AArch32) tasks are not decoded. */
-static __always_inline bool syscall_is_compat(void)
+static __always_inline bool syscall_is_compat(bool typed)
 {
 	return false;
 }
@@ -434,13 +461,6 @@ static __always_inline int read_dentry_link(struct esr_dentry_link *link, struct
 	return 0;
 }
 
-/*
- * A chain of field reads from `src`: plain loads when `typed` (src is a BTF pointer the verifier
- * knows: a tp_btf argument, bpf_get_current_task_btf(), or a pointer loaded from one), else one
- * bpf_probe_read_kernel per link, which works from any pointer. A helper call costs ≈ 25 ns on this
- * project's VMs, a load ≈ 1 ns; callers pass a constant, so only one of the two is compiled.
- */
-#define ESR_READ(typed, src, ...) ((typed) ? ___arrow(src, ##__VA_ARGS__) : BPF_CORE_READ(src, ##__VA_ARGS__))
 
 /*
  * `file_typed`, `task_typed`: whether file and task are BTF pointers (see ESR_READ). A file read

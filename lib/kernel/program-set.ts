@@ -7,7 +7,7 @@
 import { readFileSync } from "node:fs";
 import { release } from "node:os";
 import { toArrayBuffer, type Pointer } from "bun:ffi";
-import { KINDS, EVENT_KINDS, noLoss, type EventKind, type LostCounts } from "../events/kinds/index.ts";
+import { KINDS, EVENT_KINDS, kindNamed, noLoss, type EventKind, type LostCounts } from "../events/kinds/index.ts";
 import { bpfObject } from "./embedded.ts";
 import { EsrError } from "../errors.ts";
 import { check, checkPtr, clearLibbpfLog, cString, libbpf, libbpfLogSummary, refusedProgram } from "./libbpf.ts";
@@ -60,6 +60,7 @@ export class ProgramSet {
     private obj: Pointer | null,
     private links: Pointer[],
     readonly sessionsFd: number,
+    readonly recordingFd: number,
     readonly ringFds: Map<EventKind, number>,
     readonly attached: AttachedProgram[],
     /** How the programs find a task's session (see ProgramSetOptions.ancestorHelper). */
@@ -78,7 +79,7 @@ export class ProgramSet {
     const obj = checkPtr(bpf.bpf_object__open_mem(image, image.length, null), "cannot open the BPF object");
     const ancestorHelper = opts.ancestorHelper ?? helperAllowed(BPF_FUNC_get_current_ancestor_cgroup_id);
     const typedTask = opts.typedTask ?? helperAllowed(BPF_FUNC_get_current_task_btf);
-    const set = new ProgramSet(obj, [], -1, new Map(), [], ancestorHelper, typedTask);
+    const set = new ProgramSet(obj, [], -1, -1, new Map(), [], ancestorHelper, typedTask);
     try {
       for (const map of maps(obj)) {
         const name = cString(bpf.bpf_map__name(map));
@@ -114,6 +115,7 @@ export class ProgramSet {
       for (const map of maps(obj)) {
         const name = cString(bpf.bpf_map__name(map));
         if (name === "sessions") (set as { sessionsFd: number }).sessionsFd = bpf.bpf_map__fd(map);
+        if (name === "recording") (set as { recordingFd: number }).recordingFd = bpf.bpf_map__fd(map);
         const ring = KINDS.find((k) => k.ring === name && wanted.has(k.name));
         if (ring) set.ringFds.set(ring.name, bpf.bpf_map__fd(map));
       }
@@ -129,7 +131,14 @@ export class ProgramSet {
     return set;
   }
 
+  /** Sessions by id with the kinds they record, mirrored in the kernel's `recording` counts. */
+  private readonly sessions = new Map<bigint, readonly EventKind[]>();
+
   addSession(sessionId: bigint, kinds: readonly EventKind[]) {
+    if (this.sessions.has(sessionId)) this.removeSession(sessionId);
+    // Counted before the entry exists, uncounted after it is gone: no event falls in between.
+    this.sessions.set(sessionId, kinds);
+    this.countRecorders(kinds);
     const key = new BigUint64Array([sessionId]);
     const ret = libbpf().bpf_map_update_elem(this.sessionsFd, key, encodeSessionValue(kinds), 0);
     check(ret, "cannot register the session with the kernel");
@@ -145,6 +154,19 @@ export class ProgramSet {
 
   removeSession(sessionId: bigint) {
     libbpf().bpf_map_delete_elem(this.sessionsFd, new BigUint64Array([sessionId]));
+    const kinds = this.sessions.get(sessionId);
+    this.sessions.delete(sessionId);
+    if (kinds) this.countRecorders(kinds);
+  }
+
+  /** Sets the kernel's count of the sessions recording each of `kinds`. */
+  private countRecorders(kinds: readonly EventKind[]) {
+    const all = [...this.sessions.values()].flat();
+    for (const kind of new Set(kinds)) {
+      const key = new Uint32Array([kindNamed(kind).index]);
+      const count = new Uint32Array([all.filter((k) => k === kind).length]);
+      check(libbpf().bpf_map_update_elem(this.recordingFd, key, count, 0), "cannot count the sessions of a kind");
+    }
   }
 
   close() {
