@@ -9,19 +9,17 @@
  *   bun scripts/bench.ts --quick    a smoke run of every row (CI)
  *   bun scripts/bench.ts --no-auditd
  */
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { Pointer } from "bun:ffi";
-import { check, checkPtr, cString, libbpf } from "../lib/kernel/libbpf.ts";
+import { attachFloorPrograms } from "./bench/floor.ts";
 
 const ROOT = join(import.meta.dir, "..");
 const ESR = join(ROOT, "dist", "esr");
 
 const WORKLOAD = join(ROOT, "build", "bench-workload");
 const MIXED = join(ROOT, "scripts", "bench", "mixed.sh");
-const FLOOR_SOURCE = join(ROOT, "scripts", "bench", "floor.bpf.c");
-const FLOOR_OBJECT = join(ROOT, "build", "bench-floor.bpf.o");
+
 const quick = process.argv.includes("--quick");
 const withAuditd = !process.argv.includes("--no-auditd");
 const ROUNDS = quick ? 1 : 5;
@@ -203,52 +201,6 @@ class DaemonLogins {
 }
 
 // the kernel's share ------------------------------------------------------------------------------
-
-/**
- * Attaches scripts/bench/floor.bpf.c's empty programs at `sections` (libbpf section names): what
- * the hooks alone cost every process, the floor under esr's hooks. Returns the detach.
- */
-function attachFloorPrograms(sections: string[]): () => void {
-  if (!existsSync(FLOOR_OBJECT) || statSync(FLOOR_OBJECT).mtimeMs < statSync(FLOOR_SOURCE).mtimeMs)
-    sh([
-      "clang",
-      "-O2",
-      "-g",
-      "-target",
-      "bpf",
-      `-I${join(ROOT, "build", process.arch)}`,
-      "-c",
-      FLOOR_SOURCE,
-      "-o",
-      FLOOR_OBJECT,
-    ]);
-  const bpf = libbpf();
-  const image = readFileSync(FLOOR_OBJECT);
-  const obj = checkPtr(bpf.bpf_object__open_mem(image, image.length, null), "cannot open the floor object");
-  const links: Pointer[] = [];
-  const detach = () => {
-    for (const l of links) bpf.bpf_link__destroy(l);
-    bpf.bpf_object__close(obj);
-  };
-  try {
-    const programs: Pointer[] = [];
-    for (
-      let p = bpf.bpf_object__next_program(obj, null) as Pointer | null;
-      p;
-      p = bpf.bpf_object__next_program(obj, p) as Pointer | null
-    ) {
-      const wanted = sections.includes(cString(bpf.bpf_program__section_name(p)));
-      check(bpf.bpf_program__set_autoload(p, wanted), "cannot select the floor programs");
-      if (wanted) programs.push(p);
-    }
-    check(bpf.bpf_object__load(obj), "cannot load the floor programs");
-    for (const p of programs) links.push(checkPtr(bpf.bpf_program__attach(p), "cannot attach a floor program"));
-    return detach;
-  } catch (err) {
-    detach();
-    throw err;
-  }
-}
 
 interface ProgramTime {
   runs: number;
@@ -451,7 +403,7 @@ async function main() {
   };
   let floors = { exec: 1, open: 1 };
   floors = await outsideRow("empty programs at esr's hooks (sys_exit, sched_process_exec): the floor", async () => {
-    const detach = attachFloorPrograms(["tp_btf/sys_exit", "tp_btf/sched_process_exec"]);
+    const detach = attachFloorPrograms(["floor_sys_exit", "floor_sched_process_exec"]);
     return async () => detach();
   });
   await outsideRow("an idle esr daemon (programs loaded, no session)", async () => {

@@ -21,3 +21,22 @@ int floor_sched_process_exec(__u64 *ctx)
 {
 	return 0;
 }
+
+/* What else the syscall exit could be hooked with, for scripts/bench-hooks.ts. */
+SEC("tp_btf/sys_exit")
+int floor_sys_exit_second(__u64 *ctx)
+{
+	return 0;
+}
+
+SEC("raw_tracepoint/sys_exit")
+int floor_raw_sys_exit(void *ctx)
+{
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_openat")
+int floor_sys_exit_openat(void *ctx)
+{
+	return 0;
+}
