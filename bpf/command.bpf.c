@@ -122,7 +122,7 @@ static __always_inline void put_namespaces(struct esr_exec_event *e, struct task
 	e->_pad = 0;
 }
 
-/* The executed file, after the path and interpreter (see put_file): file and task are tp_btf arguments or read from them. */
+/* The executed file, after the path and interpreter (see put_file). */
 static __always_inline void put_exe(struct esr_exec_event *e, struct file *file, struct task_struct *task)
 {
 	__u32 at = e->path_len + e->interp_len;
@@ -131,7 +131,7 @@ static __always_inline void put_exe(struct esr_exec_event *e, struct file *file,
 		at = EXE_AT_MAX;
 	barrier_var(at);
 	at &= 0x3fff;  /* a no-op the verifier can follow (see the argv read) */
-	put_file(&e->exe, &e->data[at], file, true, task, true);
+	put_file(&e->exe, &e->data[at], file, task, false);
 }
 
 SEC("tp_btf/sched_process_exec")
@@ -152,7 +152,7 @@ int BPF_PROG(command_exec, struct task_struct *task, pid_t old_pid, struct linux
 	put_namespaces(e, task);
 	e->path_len = put_path(e, BPF_CORE_READ(bprm, filename), false);
 	put_interp(e, bprm);
-	put_exe(e, bprm->file, task);
+	put_exe(e, BPF_CORE_READ(bprm, file), task);
 
 	__u64 start = BPF_CORE_READ(task, mm, arg_start);
 	__u64 total = BPF_CORE_READ(task, mm, arg_end) - start;

@@ -152,7 +152,7 @@ static __always_inline int open_exit(struct pt_regs *regs, long ret, bool typed)
 
 	__builtin_memset(&e->file, 0, sizeof(e->file));
 	if (file) {
-		put_file(&e->file, e->data, file, false, task, typed);
+		put_file(&e->file, e->data, file, task, typed);
 		e->flags |= ESR_OPEN_RESOLVED;
 		at = e->file.path_len;
 	}
