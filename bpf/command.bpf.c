@@ -131,7 +131,7 @@ static __always_inline void put_exe(struct esr_exec_event *e, struct file *file,
 		at = EXE_AT_MAX;
 	barrier_var(at);
 	at &= 0x3fff;  /* a no-op the verifier can follow (see the argv read) */
-	put_file(&e->exe, &e->data[at], file, task);
+	put_file(&e->exe, &e->data[at], file, task, false);
 }
 
 SEC("tp_btf/sched_process_exec")
@@ -237,7 +237,7 @@ int BPF_PROG(command_exec_failed, struct pt_regs *regs, long ret)
 #if defined(__TARGET_ARCH_x86)
 	if (nr != NR_execve && nr != NR_execveat && nr != NR32_execve && nr != NR32_execveat)
 		return 0;
-	compat = syscall_is_compat();
+	compat = syscall_is_compat(false);
 	if (compat ? nr != NR32_execve && nr != NR32_execveat : nr != NR_execve && nr != NR_execveat)
 		return 0;
 #else

@@ -25,13 +25,13 @@ enum open_call { CALL_NONE, CALL_OPEN, CALL_CREAT, CALL_OPENAT, CALL_OPENAT2 };
  * 32-bit binary must not open files unseen. The ABI is read only for the few candidate numbers,
  * since every syscall of the host comes through here.
  */
-static __always_inline enum open_call open_call_of(struct pt_regs *regs, bool *compat)
+static __always_inline enum open_call open_call_of(struct pt_regs *regs, bool *compat, bool typed)
 {
 	long nr = SYSCALL_NR(regs);
 
 	if (nr != 2 && nr != 5 && nr != 8 && nr != 85 && nr != 257 && nr != 295 && nr != 437)
 		return CALL_NONE;
-	*compat = syscall_is_compat();
+	*compat = syscall_is_compat(typed);
 	if (*compat)
 		return nr == 5 ? CALL_OPEN : nr == 8 ? CALL_CREAT : nr == 295 ? CALL_OPENAT : nr == 437 ? CALL_OPENAT2 : CALL_NONE;
 	return nr == 2 ? CALL_OPEN : nr == 85 ? CALL_CREAT : nr == 257 ? CALL_OPENAT : nr == 437 ? CALL_OPENAT2 : CALL_NONE;
@@ -39,7 +39,7 @@ static __always_inline enum open_call open_call_of(struct pt_regs *regs, bool *c
 
 #elif defined(__TARGET_ARCH_arm64)
 /* arm64 has neither open(2) nor creat(2). 32-bit (AArch32) tasks are not decoded. */
-static __always_inline enum open_call open_call_of(struct pt_regs *regs, bool *compat)
+static __always_inline enum open_call open_call_of(struct pt_regs *regs, bool *compat, bool typed)
 {
 	long nr = SYSCALL_NR(regs);
 
@@ -69,15 +69,17 @@ struct open_slot {
 	char overflow[8];
 };
 
-/* The file behind a descriptor of the current task: files->fdt->fd[fd], or 0. */
-static __always_inline struct file *file_of_fd(struct task_struct *task, long fd)
+/* The file behind a descriptor of the current task: files->fdt->fd[fd], or 0 (`typed`: see ESR_READ). */
+static __always_inline struct file *file_of_fd(struct task_struct *task, long fd, bool typed)
 {
-	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
-	struct file **fds = BPF_CORE_READ(fdt, fd);
+	struct fdtable *fdt = ESR_READ(typed, task, files, fdt);
+	struct file **fds;
 	struct file *file = 0;
 
-	if (!fdt || fd < 0 || fd >= BPF_CORE_READ(fdt, max_fds))
+	if (!fdt || fd < 0 || fd >= ESR_READ(typed, fdt, max_fds))
 		return 0;
+	fds = ESR_READ(typed, fdt, fd);
+	/* an array of pointers is not a BTF object: its slots are read with the helper */
 	bpf_probe_read_kernel(&file, sizeof(file), fds + fd);
 	return file;
 }
@@ -89,11 +91,15 @@ struct {
 	__type(value, struct open_slot);
 } open_scratch SEC(".maps");
 
-SEC("tp_btf/sys_exit")
-int BPF_PROG(disk_open, struct pt_regs *regs, long ret)
+/*
+ * `typed`: the task is bpf_get_current_task_btf() (Linux 5.11 on), so its files, the file and its
+ * path's first links are plain loads; without it, helper reads (see ESR_READ). The recorder loads
+ * one of the two programs below, whichever the kernel allows.
+ */
+static __always_inline int open_exit(struct pt_regs *regs, long ret, bool typed)
 {
 	bool compat = false;
-	enum open_call call = open_call_of(regs, &compat);
+	enum open_call call = open_call_of(regs, &compat, typed);
 	__u64 session_id;
 	struct esr_session *s;
 	struct open_slot *slot;
@@ -140,13 +146,13 @@ int BPF_PROG(disk_open, struct pt_regs *regs, long ret)
 		break;
 	}
 
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	struct file *file = ret >= 0 ? file_of_fd(task, ret) : 0;
+	struct task_struct *task = typed ? bpf_get_current_task_btf() : (struct task_struct *)bpf_get_current_task();
+	struct file *file = ret >= 0 ? file_of_fd(task, ret, typed) : 0;
 	__u32 at = 0;
 
 	__builtin_memset(&e->file, 0, sizeof(e->file));
 	if (file) {
-		put_file(&e->file, e->data, file, task);
+		put_file(&e->file, e->data, file, task, typed);
 		e->flags |= ESR_OPEN_RESOLVED;
 		at = e->file.path_len;
 	}
@@ -160,4 +166,16 @@ int BPF_PROG(disk_open, struct pt_regs *regs, long ret)
 	emit(&disk_events, s, ESR_KIND_DISK, e, __builtin_offsetof(struct esr_open_event, data) + at + len);
 	release_slot(&slot->claims);
 	return 0;
+}
+
+SEC("tp_btf/sys_exit")
+int BPF_PROG(disk_open, struct pt_regs *regs, long ret)
+{
+	return open_exit(regs, ret, false);
+}
+
+SEC("tp_btf/sys_exit")
+int BPF_PROG(disk_open_typed, struct pt_regs *regs, long ret)
+{
+	return open_exit(regs, ret, true);
 }

@@ -7,7 +7,7 @@
 import { readFileSync } from "node:fs";
 import { release } from "node:os";
 import { toArrayBuffer, type Pointer } from "bun:ffi";
-import { KINDS, EVENT_KINDS, noLoss, type EventKind, type LostCounts } from "../events/kinds/index.ts";
+import { KINDS, EVENT_KINDS, kindNamed, noLoss, type EventKind, type LostCounts } from "../events/kinds/index.ts";
 import { bpfObject } from "./embedded.ts";
 import { EsrError } from "../errors.ts";
 import { check, checkPtr, clearLibbpfLog, cString, libbpf, libbpfLogSummary, refusedProgram } from "./libbpf.ts";
@@ -29,6 +29,12 @@ export interface ProgramSetOptions {
    * by reading the task's cgroup (false). Default: the helper where the kernel allows it.
    */
   ancestorHelper?: boolean;
+  /**
+   * Whether programs that have a `_typed` twin load it (true): it reads the current task through
+   * bpf_get_current_task_btf, with plain loads instead of helper calls (bpf/esr.h ESR_READ).
+   * Default: where the kernel allows it.
+   */
+  typedTask?: boolean;
 }
 
 const PAGE_SIZE = 4096;
@@ -54,10 +60,13 @@ export class ProgramSet {
     private obj: Pointer | null,
     private links: Pointer[],
     readonly sessionsFd: number,
+    readonly recordingFd: number,
     readonly ringFds: Map<EventKind, number>,
     readonly attached: AttachedProgram[],
     /** How the programs find a task's session (see ProgramSetOptions.ancestorHelper). */
     readonly ancestorHelper: boolean,
+    /** Which twin of a program with a `_typed` variant is loaded (see ProgramSetOptions.typedTask). */
+    readonly typedTask: boolean,
   ) {}
 
   /** Loads the object with the programs of `opts.kinds` enabled, and attaches them. */
@@ -68,8 +77,9 @@ export class ProgramSet {
     const image = readFileSync(bpfObject);
     clearLibbpfLog();
     const obj = checkPtr(bpf.bpf_object__open_mem(image, image.length, null), "cannot open the BPF object");
-    const ancestorHelper = opts.ancestorHelper ?? ancestorHelperAllowed();
-    const set = new ProgramSet(obj, [], -1, new Map(), [], ancestorHelper);
+    const ancestorHelper = opts.ancestorHelper ?? helperAllowed(BPF_FUNC_get_current_ancestor_cgroup_id);
+    const typedTask = opts.typedTask ?? helperAllowed(BPF_FUNC_get_current_task_btf);
+    const set = new ProgramSet(obj, [], -1, -1, new Map(), [], ancestorHelper, typedTask);
     try {
       for (const map of maps(obj)) {
         const name = cString(bpf.bpf_map__name(map));
@@ -88,11 +98,15 @@ export class ProgramSet {
         else if (name.endsWith(".rodata.esr")) setLoadConfig(map, opts.sessionLevels, ancestorHelper);
       }
       const enabled: { prog: Pointer; name: string; kind: EventKind }[] = [];
-      for (const prog of programs(obj)) {
-        const name = cString(bpf.bpf_program__name(prog));
+      const all = [...programs(obj)].map((prog) => ({ prog, name: cString(bpf.bpf_program__name(prog)) }));
+      const names = new Set(all.map((p) => p.name));
+      for (const { prog, name } of all) {
         const kind = kindOf(name);
-        check(bpf.bpf_program__set_autoload(prog, wanted.has(kind)), "cannot select the BPF programs");
-        if (wanted.has(kind)) enabled.push({ prog, name, kind });
+        // Of a pair `x` / `x_typed`, one is loaded: the same hook, two ways of reading the task.
+        const twin = name.endsWith(TYPED_SUFFIX) ? typedTask : !(typedTask && names.has(name + TYPED_SUFFIX));
+        const load = wanted.has(kind) && twin;
+        check(bpf.bpf_program__set_autoload(prog, load), "cannot select the BPF programs");
+        if (load) enabled.push({ prog, name, kind });
       }
       for (const kind of wanted)
         if (!enabled.some((p) => p.kind === kind)) throw new EsrError(`${kind} events are not built into this esr`);
@@ -101,6 +115,7 @@ export class ProgramSet {
       for (const map of maps(obj)) {
         const name = cString(bpf.bpf_map__name(map));
         if (name === "sessions") (set as { sessionsFd: number }).sessionsFd = bpf.bpf_map__fd(map);
+        if (name === "recording") (set as { recordingFd: number }).recordingFd = bpf.bpf_map__fd(map);
         const ring = KINDS.find((k) => k.ring === name && wanted.has(k.name));
         if (ring) set.ringFds.set(ring.name, bpf.bpf_map__fd(map));
       }
@@ -116,7 +131,14 @@ export class ProgramSet {
     return set;
   }
 
+  /** Sessions by id with the kinds they record, mirrored in the kernel's `recording` counts. */
+  private readonly sessions = new Map<bigint, readonly EventKind[]>();
+
   addSession(sessionId: bigint, kinds: readonly EventKind[]) {
+    if (this.sessions.has(sessionId)) this.removeSession(sessionId);
+    // Counted before the entry exists, uncounted after it is gone: no event falls in between.
+    this.sessions.set(sessionId, kinds);
+    this.countRecorders(kinds);
     const key = new BigUint64Array([sessionId]);
     const ret = libbpf().bpf_map_update_elem(this.sessionsFd, key, encodeSessionValue(kinds), 0);
     check(ret, "cannot register the session with the kernel");
@@ -132,6 +154,19 @@ export class ProgramSet {
 
   removeSession(sessionId: bigint) {
     libbpf().bpf_map_delete_elem(this.sessionsFd, new BigUint64Array([sessionId]));
+    const kinds = this.sessions.get(sessionId);
+    this.sessions.delete(sessionId);
+    if (kinds) this.countRecorders(kinds);
+  }
+
+  /** Sets the kernel's count of the sessions recording each of `kinds`. */
+  private countRecorders(kinds: readonly EventKind[]) {
+    const all = [...this.sessions.values()].flat();
+    for (const kind of new Set(kinds)) {
+      const key = new Uint32Array([kindNamed(kind).index]);
+      const count = new Uint32Array([all.filter((k) => k === kind).length]);
+      check(libbpf().bpf_map_update_elem(this.recordingFd, key, count, 0), "cannot count the sessions of a kind");
+    }
   }
 
   close() {
@@ -170,18 +205,19 @@ function setLoadConfig(map: Pointer, sessionLevels: readonly number[], ancestorH
 }
 
 const BPF_PROG_TYPE_RAW_TRACEPOINT = 17;
-const BPF_FUNC_get_current_ancestor_cgroup_id = 123;
+const BPF_FUNC_get_current_ancestor_cgroup_id = 123; // Linux 5.14 on, or a backport
+
+const BPF_FUNC_get_current_task_btf = 158; // Linux 5.11 on
+/** Name suffix of a program's variant that reads the task through bpf_get_current_task_btf. */
+const TYPED_SUFFIX = "_typed";
 
 /**
- * Whether tracing programs may call bpf_get_current_ancestor_cgroup_id (Linux 5.14 on, or a
- * backport): the kernel is asked by loading a probe program, never guessed from its version.
- * Raw tracepoint and tp_btf programs share one helper list. When the probe itself cannot run,
- * the programs take the slower path that works everywhere.
+ * Whether tracing programs may call a helper: the kernel is asked by loading a probe program,
+ * never guessed from its version. Raw tracepoint and tp_btf programs share one helper list. When
+ * the probe itself cannot run, the programs take the slower path that works everywhere.
  */
-function ancestorHelperAllowed(): boolean {
-  return (
-    libbpf().libbpf_probe_bpf_helper(BPF_PROG_TYPE_RAW_TRACEPOINT, BPF_FUNC_get_current_ancestor_cgroup_id, null) === 1
-  );
+function helperAllowed(helper: number): boolean {
+  return libbpf().libbpf_probe_bpf_helper(BPF_PROG_TYPE_RAW_TRACEPOINT, helper, null) === 1;
 }
 
 /** A program's event kind: the prefix of its name (scripts/build.ts checks every program has one). */
@@ -192,9 +228,10 @@ function kindOf(program: string): EventKind {
 }
 
 function loadError(kinds: readonly EventKind[], err: number): EsrError {
-  if (err === 1 || err === 13)
-    return new EsrError(`cannot load the BPF programs: ${strerror(err)} (esr must run as root, with BPF allowed)`);
+  // The verifier refuses a program with EACCES too: its log tells the two apart.
   const refused = refusedProgram();
+  if ((err === 1 || err === 13) && !refused)
+    return new EsrError(`cannot load the BPF programs: ${strerror(err)} (esr must run as root, with BPF allowed)`);
   if (refused) {
     const kind = EVENT_KINDS.find((k) => refused.name.startsWith(`${k}_`));
     return new EsrError(
