@@ -131,9 +131,14 @@ static __always_inline bool prefix_matches(__u32 i, const char *data, __u32 path
  * recorded: the flags are the registers the call was made with (openat2's are in the caller's
  * memory, rewritable since, so openat2 is never ignored; creat(2) writes), the file must not be open
  * for writing whatever the flags said, and the path is the kernel's, complete, in the task's
- * namespace, still linked, never the requested one. With no prefix configured the verifier drops it all.
+ * namespace, still linked, never the requested one. The file is the one this call opened only if
+ * no other thread can have closed the fd and opened another file at its number since (a file read
+ * under a filtered name would then hide the open): so the task's fd table must be its own (a
+ * thread, an io_uring worker or a CLONE_FILES child shares it). With no prefix configured the
+ * verifier drops it all.
  */
-static __always_inline bool open_ignored(enum open_call call, const struct esr_open_event *e, struct file *file)
+static __always_inline bool open_ignored(enum open_call call, const struct esr_open_event *e, struct file *file,
+					 struct task_struct *task)
 {
 	__u32 path_len = e->file.path_len;
 
@@ -146,6 +151,8 @@ static __always_inline bool open_ignored(enum open_call call, const struct esr_o
 	if (e->file.flags)  /* truncated, deleted, anonymous or outside the namespace: not where its name says */
 		return false;
 	if (BPF_CORE_READ(file, f_mode) & FMODE_WRITE)
+		return false;
+	if (BPF_CORE_READ(task, files, count.counter) != 1)
 		return false;
 	barrier_var(path_len);
 	path_len &= ESR_FILE_PATH_MAX - 1;  /* a no-op (put_file keeps it below) the verifier can follow */
@@ -219,7 +226,7 @@ int BPF_PROG(disk_open, struct pt_regs *regs, long ret)
 		put_file(&e->file, e->data, file, task);
 		e->flags |= ESR_OPEN_RESOLVED;
 		at = e->file.path_len;
-		if (open_ignored(call, e, file)) {
+		if (open_ignored(call, e, file, task)) {
 			__sync_fetch_and_add(&s->filtered[ESR_KIND_DISK], 1);
 			release_slot(&slot->claims);
 			return 0;
