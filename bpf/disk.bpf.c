@@ -12,9 +12,13 @@
  */
 #include "esr.h"
 
+#define O_ACCMODE 03
 #define O_WRONLY 01
 #define O_CREAT 0100
 #define O_TRUNC 01000
+#define O_APPEND 02000
+#define O_TMPFILE_BIT 020000000  /* __O_TMPFILE */
+#define FMODE_WRITE 0x2
 
 /* The syscalls of interest, whatever their number on this architecture and ABI. */
 enum open_call { CALL_NONE, CALL_OPEN, CALL_CREAT, CALL_OPENAT, CALL_OPENAT2 };
@@ -92,8 +96,81 @@ struct {
 } open_scratch SEC(".maps");
 
 /*
- * `typed`: the task is bpf_get_current_task_btf() (Linux 5.11 on), so its files, the file and its
- * path's first links are plain loads; without it, helper reads (see ESR_READ). The recorder loads
+ * Whether the end of a file's path components (data[0..path_len), leaf first, see put_file) is the
+ * ignored prefix `i` of the load config: its components and, before them, a component boundary
+ * (something below the directory) or nothing (the path itself). Compared 8 bytes at a time.
+ */
+static __always_inline bool prefix_matches(__u32 i, const char *data, __u32 path_len)
+{
+	__u32 len = load_config.disk_ignore[i].len;
+	__u32 start;
+
+	if (load_config.disk_ignore[i].subtree ? path_len <= len : path_len != len)
+		return false;
+	start = (path_len - len) & (ESR_FILE_PATH_MAX - 1);
+	if (start && data[(start - 1) & (ESR_FILE_PATH_MAX - 1)])  /* "/usr/xlib/f" does not lie below "/usr/lib/" */
+		return false;
+#pragma nounroll
+	for (__u32 j = 0; j < ESR_DISK_IGNORE_PREFIX_MAX; j += 8) {
+		__u64 word, want;
+
+		if (j >= len)
+			break;
+		word = *(const __u64 *)&data[start + j];
+		want = *(const volatile __u64 *)&load_config.disk_ignore[i].components[j];
+		if (len - j < 8)  /* little-endian: the bytes of the path are the low ones */
+			word &= (1ull << ((len - j) * 8)) - 1;
+		if (word != want)
+			return false;
+	}
+	return true;
+}
+
+/*
+ * Whether an open is one the load config says not to record (esr.disk_filter): a read-only open(2)
+ * or openat(2) that returned a file whose path the kernel resolved entirely, under one of the
+ * ignored prefixes. Everything a session controls that could make this wrong leaves the open
+ * recorded: the flags are the registers the call was made with (openat2's are in the caller's
+ * memory, rewritable since, so openat2 is never ignored; creat(2) writes), the file must not be open
+ * for writing whatever the flags said, and the path is the kernel's, complete, in the task's
+ * namespace, still linked, never the requested one. The file is the one this call opened only if
+ * no other thread can have closed the fd and opened another file at its number since (a file read
+ * under a filtered name would then hide the open): so the task's fd table must be its own (a
+ * thread, an io_uring worker or a CLONE_FILES child shares it). With no prefix configured the
+ * verifier drops it all.
+ */
+static __always_inline bool open_ignored(enum open_call call, const struct esr_open_event *e, struct file *file,
+					 struct task_struct *task, bool typed)
+{
+	__u32 path_len = e->file.path_len;
+
+	if (!load_config.disk_ignore_count)
+		return false;
+	if (call != CALL_OPEN && call != CALL_OPENAT)
+		return false;
+	if (e->open_flags & (O_ACCMODE | O_CREAT | O_TRUNC | O_APPEND | O_TMPFILE_BIT))
+		return false;
+	if (e->file.flags)  /* truncated, deleted, anonymous or outside the namespace: not where its name says */
+		return false;
+	if (BPF_CORE_READ(file, f_mode) & FMODE_WRITE)
+		return false;
+	if (ESR_READ(typed, task, files, count.counter) != 1)
+		return false;
+	barrier_var(path_len);
+	path_len &= ESR_FILE_PATH_MAX - 1;  /* a no-op (put_file keeps it below) the verifier can follow */
+#pragma nounroll
+	for (__u32 i = 0; i < ESR_DISK_IGNORE_PREFIXES; i++) {
+		if (i >= load_config.disk_ignore_count)
+			break;
+		if (prefix_matches(i, e->data, path_len))
+			return true;
+	}
+	return false;
+}
+
+/*
+ * `typed`: the task is bpf_get_current_task_btf() (Linux 5.11 on), so its descriptor table, mount
+ * namespace and ABI are plain loads; without it, helper reads (see ESR_READ). The recorder loads
  * one of the two programs below, whichever the kernel allows.
  */
 static __always_inline int open_exit(struct pt_regs *regs, long ret, bool typed)
@@ -155,6 +232,11 @@ static __always_inline int open_exit(struct pt_regs *regs, long ret, bool typed)
 		put_file(&e->file, e->data, file, task, typed);
 		e->flags |= ESR_OPEN_RESOLVED;
 		at = e->file.path_len;
+		if (open_ignored(call, e, file, task, typed)) {
+			__sync_fetch_and_add(&s->filtered[ESR_KIND_DISK], 1);
+			release_slot(&slot->claims);
+			return 0;
+		}
 	}
 	barrier_var(at);
 	at &= ESR_FILE_PATH_MAX - 1;  /* a no-op (put_file keeps it below): data[at + ESR_PATH_MAX] + overflow bound the read */

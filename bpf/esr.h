@@ -27,6 +27,7 @@ struct esr_session {
 	__u32 kinds;                  /* bit (1 << enum esr_kind) set: record that kind */
 	__u32 _pad;
 	__u64 lost[ESR_KIND_COUNT];   /* events the ring buffer could not take, per kind */
+	__u64 filtered[ESR_KIND_COUNT]; /* events not recorded because the load config says to (esr.disk_filter), per kind */
 };
 
 /* Start of every event. */
@@ -153,25 +154,18 @@ struct esr_network_event {
 };
 
 /*
- * Every type of the boundary in one struct, so that its BTF carries them all (a type used only on a
- * program's stack, or an enum used only for its values, would not be emitted): bpf/layout.c defines
- * one, for the build's layout generator; no program uses it.
+ * A path whose read-only opens are not recorded (bpf/disk.bpf.c open_ignored), written as put_file
+ * writes a file's path: its components root side last, each NUL-terminated ("/usr/lib/" is
+ * "lib\0usr\0"), so that it is compared with the end of the kernel's path as it is.
  */
-struct esr_boundary {
-	enum esr_kind kind;
-	enum esr_exec_flag exec_flag;
-	enum esr_open_flag open_flag;
-	enum esr_network_operation network_operation;
-	enum esr_file_flag file_flag;
-	struct esr_file file;
-	struct esr_session session;
-	struct esr_event_header header;
-	struct esr_exec_event exec;
-	struct esr_open_event open;
-	struct esr_network_event network;
-};
+#define ESR_DISK_IGNORE_PREFIXES 16   /* prefixes at most */
+#define ESR_DISK_IGNORE_PREFIX_MAX 128 /* bytes of components at most (the path's length without a trailing "/") */
 
-#ifndef ESR_USER_SIDE_ONLY
+struct esr_ignore_prefix {
+	__u32 len;                    /* bytes of components in use */
+	__u32 subtree;                /* 1: what lies below that directory (a trailing "/"); 0: that path itself */
+	char components[ESR_DISK_IGNORE_PREFIX_MAX]; /* zero past len; 8-byte aligned, compared a word at a time */
+};
 
 /*
  * Set by the recorder before load (its own section, so it sits at offset 0 of a map the recorder
@@ -192,7 +186,34 @@ struct esr_load_config {
 	 * recorder probes the kernel for it. 0: the ancestor is read from the task's cgroup instead.
 	 */
 	__u32 ancestor_helper;
+	/* Entries of disk_ignore in use (esr.disk_filter.ignore_path_prefixes); 0: every open is recorded. */
+	__u32 disk_ignore_count;
+	__u32 _pad;
+	struct esr_ignore_prefix disk_ignore[ESR_DISK_IGNORE_PREFIXES];
 };
+
+/*
+ * Every type of the boundary in one struct, so that its BTF carries them all (a type used only on a
+ * program's stack, or an enum used only for its values, would not be emitted): bpf/layout.c defines
+ * one, for the build's layout generator; no program uses it.
+ */
+struct esr_boundary {
+	enum esr_kind kind;
+	enum esr_exec_flag exec_flag;
+	enum esr_open_flag open_flag;
+	enum esr_network_operation network_operation;
+	enum esr_file_flag file_flag;
+	struct esr_file file;
+	struct esr_session session;
+	struct esr_load_config load_config;
+	struct esr_event_header header;
+	struct esr_exec_event exec;
+	struct esr_open_event open;
+	struct esr_network_event network;
+};
+
+#ifndef ESR_USER_SIDE_ONLY
+
 const volatile struct esr_load_config load_config SEC(".rodata.esr") __weak = { .session_levels = 1u << 2, .ancestor_helper = 1 };
 
 /*

@@ -38,10 +38,23 @@ export const ls = defineCommand({
       String(s.counts.network),
       String(s.counts.disk),
       String(s.lost.command + s.lost.network + s.lost.disk),
+      String(s.filtered.command + s.filtered.network + s.filtered.disk),
       verdictWord(verdicts[i]),
       shellQuote(s.command),
     ]);
-    const header = ["SESSION", "START (UTC)", "END", "LOGIN", "EXEC", "NET", "DISK", "LOST", "VERIFY", "COMMAND"];
+    const header = [
+      "SESSION",
+      "START (UTC)",
+      "END",
+      "LOGIN",
+      "EXEC",
+      "NET",
+      "DISK",
+      "LOST",
+      "FILTERED",
+      "VERIFY",
+      "COMMAND",
+    ];
     const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
     for (const r of [header, ...rows])
       console.log(r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join("  "));

@@ -37,11 +37,11 @@ interface Sample {
 
 // ---------------------------------------------------------------------------------------------
 
-function sh(cmd: string[], opts: { allowFail?: boolean } = {}): string {
+function sh(cmd: string[], opts: { allowFail?: boolean; stderr?: boolean } = {}): string {
   const r = Bun.spawnSync({ cmd, stdout: "pipe", stderr: "pipe" });
   if (r.exitCode !== 0 && !opts.allowFail)
     throw new Error(`${cmd.join(" ")} failed (${r.exitCode}): ${r.stderr.toString().trim()}`);
-  return r.stdout.toString();
+  return (opts.stderr ? r.stderr : r.stdout).toString();
 }
 
 function median(xs: number[]): number {
@@ -68,9 +68,9 @@ async function plain(args: string[]): Promise<Sample> {
 }
 
 /** The workload as the bench user inside an esr session recording `events`. */
-async function recorded(args: string[], events: string, dataDir: string): Promise<Sample> {
+async function recorded(args: string[], events: string, dataDir: string, flags: string[] = []): Promise<Sample> {
   const proc = Bun.spawn({
-    cmd: [ESR, "record", "--data-dir", dataDir, "--events", events, "--login", BENCH_USER, "--", ...args],
+    cmd: [ESR, "record", "--data-dir", dataDir, "--events", events, "--login", BENCH_USER, ...flags, "--", ...args],
     stdout: "pipe",
     stderr: "pipe",
   });
@@ -253,7 +253,14 @@ function sessionFiles(dataDir: string, sid: string): string[] {
   return out;
 }
 
-function sessionSummary(dataDir: string, sid: string): { events: number; lost: Record<string, number>; bytes: number } {
+interface Summary {
+  events: number;
+  lost: Record<string, number>;
+  filtered: Record<string, number>;
+  bytes: number;
+}
+
+function sessionSummary(dataDir: string, sid: string): Summary {
   const ls = sh([ESR, "ls", "--json", "--data-dir", dataDir])
     .trim()
     .split("\n")
@@ -261,7 +268,7 @@ function sessionSummary(dataDir: string, sid: string): { events: number; lost: R
   const s = ls.find((x) => x.sid === sid);
   const events = s.counts.command + s.counts.disk + s.counts.network;
   const bytes = sessionFiles(dataDir, sid).reduce((n, f) => n + statSync(f).size, 0);
-  return { events, lost: s.lost, bytes };
+  return { events, lost: s.lost, filtered: s.filtered, bytes };
 }
 
 // the rows ---------------------------------------------------------------------------------------
@@ -485,6 +492,43 @@ async function main() {
     "target ≥ 200k/s",
     lossless >= 200_000,
   );
+
+  // 5. esr.disk_filter: what the loader's and the locale's opens are of a session's disk events.
+  const filterDir = mkdtempSync(join(tmpdir(), "esr-bench-filter-"));
+  const filterConfig = join(filterDir, "esr.yaml");
+  const prefixes = ["/usr/lib/", "/etc/ld.so.cache"];
+  await Bun.write(filterConfig, `esr:\n  disk_filter:\n    ignore_path_prefixes: ${JSON.stringify(prefixes)}\n`);
+  const filterRow = async (name: string, run: (flags: string[]) => Promise<Sample>) => {
+    const runs = { off: [] as Summary[], on: [] as Summary[] };
+    const time = { off: [] as number[], on: [] as number[] };
+    for (let r = 0; r < ROUNDS; r++)
+      for (const side of r % 2 ? (["on", "off"] as const) : (["off", "on"] as const)) {
+        const s = await run(side === "on" ? ["--config", filterConfig] : []);
+        runs[side].push(sessionSummary(dataDir, s.sid!));
+        time[side].push(s.nsPerOp);
+      }
+    const off = median(runs.off.map((s) => s.events));
+    const on = median(runs.on.map((s) => s.events));
+    const filtered = median(runs.on.map((s) => s.filtered.disk ?? 0));
+    row(
+      `disk filter ${prefixes.join(" ")}, ${name}: disk events per run`,
+      `${off} → ${on} (+${filtered} filtered), ${ratio(on / off)}`,
+    );
+    if (time.off.every((t) => Number.isFinite(t)))
+      row(`disk filter, ${name}: filtered / unfiltered time`, ratio(median(time.on) / median(time.off)));
+  };
+  // As root, the command alone in its session (a --login session starts with setpriv's own opens).
+  await filterRow("cat /etc/hostname", async (flags) => {
+    const err = sh(
+      [ESR, "record", "--data-dir", dataDir, "--events", "disk", ...flags, "--", "/bin/cat", "/etc/hostname"],
+      {
+        stderr: true,
+      },
+    );
+    return { nsPerOp: NaN, sid: /session (\S+)/.exec(err)?.[1] };
+  });
+  await filterRow("mixed shell workload", (flags) => recorded(["bash", MIXED], "disk", dataDir, flags));
+  rmSync(filterDir, { recursive: true, force: true });
 
   rmSync(dataDir, { recursive: true, force: true });
   const missed = rows.filter((r) => r.met === false).length;

@@ -41,8 +41,11 @@ export function eventText(e: AuditEvent): string {
     case "session.start":
       return `start ${shellQuote(Array.isArray(e.initial_command) ? e.initial_command.map(String) : [])}`;
     case "session.end": {
-      const lost = Object.entries((e.lost_events ?? {}) as Record<string, number>).filter(([, n]) => n > 0);
-      return `end exit=${e.exit_code}${lost.length ? ` LOST ${lost.map(([k, n]) => `${k}=${n}`).join(",")}` : ""}`;
+      const some = (counts: unknown) =>
+        Object.entries((counts ?? {}) as Record<string, number>).filter(([, n]) => n > 0);
+      const text = (label: string, counts: [string, number][]) =>
+        counts.length ? ` ${label} ${counts.map(([k, n]) => `${k}=${n}`).join(",")}` : "";
+      return `end exit=${e.exit_code}${text("LOST", some(e.lost_events))}${text("filtered", some(e.filtered_events))}`;
     }
     case "resize":
       return `resize ${e.size}`;

@@ -23,6 +23,7 @@ import {
 } from "yaml";
 import { EsrError } from "../errors.ts";
 import { DEFAULT_EVENTS, EVENT_KINDS, isEventKind, KINDS, type EventKind } from "../events/kinds/index.ts";
+import { DISK_IGNORE_PREFIXES, ignoredPrefixProblem } from "../events/kinds/disk-filter.ts";
 
 export { EVENT_KINDS, type EventKind } from "../events/kinds/index.ts";
 
@@ -34,6 +35,17 @@ export interface EnhancedRecordingConfig {
   cgroupPath: string;
   /** Parent of the per-session slices, relative to cgroupPath (Teleport's convention). */
   rootPath: string;
+  /** `esr.disk_filter` (esr's own key, not Teleport's): opens the disk program does not record. */
+  diskFilter: DiskFilterConfig;
+}
+
+/**
+ * `esr.disk_filter`: read-only opens of files under these paths are counted (filtered_events), not
+ * recorded. A trailing "/" means what lies below a directory; without it, that path itself. Empty
+ * (the default): every open is recorded, as Teleport does.
+ */
+export interface DiskFilterConfig {
+  ignorePathPrefixes: string[];
 }
 
 /** `teleport.storage`: where events and recordings go besides the data dir (docs/contract.md §8). */
@@ -95,6 +107,7 @@ export function defaultConfig(): EsrConfig {
       bufferPages: Object.fromEntries(KINDS.map((k) => [k.name, k.defaultBufferPages])) as Record<EventKind, number>,
       cgroupPath: "/cgroup2",
       rootPath: "/esr",
+      diskFilter: { ignorePathPrefixes: [] },
     },
     roles: new Map(),
     users: new Map(),
@@ -310,6 +323,7 @@ function readNodeConfig(r: DocReader, doc: YAMLMap, acc: Accumulator): void {
   readStorage(r, optionalMap(r, r.field(teleport, "teleport", "storage")), cfg.storage);
   const esr = optionalMap(r, r.field(doc, "", "esr"));
   readIntegrity(r, optionalMap(r, r.field(esr, "esr", "integrity")), cfg.integrity);
+  readDiskFilter(r, optionalMap(r, r.field(esr, "esr", "disk_filter")), cfg.enhancedRecording.diskFilter);
 
   const auth = optionalMap(r, r.field(doc, "", "auth_service"));
   const clusterName = r.field(auth, "auth_service", "cluster_name");
@@ -344,6 +358,21 @@ function readIntegrity(r: DocReader, map: YAMLMap | undefined, integrity: Integr
   if (events?.value) integrity.checkpointEvents = countOf(r, events);
   const epoch = r.field(map, "esr.integrity", "epoch_length");
   if (epoch?.value) integrity.epochMs = durationOf(r, epoch);
+}
+
+function readDiskFilter(r: DocReader, map: YAMLMap | undefined, filter: DiskFilterConfig): void {
+  const prefixes = r.field(map, "esr.disk_filter", "ignore_path_prefixes");
+  if (!prefixes?.value) return;
+  const items = seqOf(r, prefixes, "a list of absolute paths");
+  if (items.length > DISK_IGNORE_PREFIXES)
+    r.fail(prefixes, `at most ${DISK_IGNORE_PREFIXES} paths (the BPF program's bound), got ${items.length}`);
+  filter.ignorePathPrefixes = items.map((node) => {
+    const item = { ...prefixes, value: node, line: r.lineOf(node, prefixes.line) };
+    const path = stringOf(r, item);
+    const problem = ignoredPrefixProblem(path);
+    if (problem) r.fail(item, `${quote(path)} ${problem}`);
+    return path;
+  });
 }
 
 function countOf(r: DocReader, f: Field): number {

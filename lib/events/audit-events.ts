@@ -123,6 +123,11 @@ export interface SessionStartEvent extends CommonFields<"session.start", "T2000I
   initial_command: string[];
   /** "W:H" when on a terminal */
   size?: string;
+  /**
+   * esr's, only when esr.disk_filter is configured and disk events are recorded: the paths whose
+   * read-only opens are counted in session.end's filtered_events rather than recorded.
+   */
+  ignored_path_prefixes?: string[];
   /** An SSH login's, from sshd's own socket and SSH_AUTH_INFO_0. */
   "addr.local"?: string;
   "addr.remote"?: string;
@@ -143,6 +148,8 @@ export interface SessionEndEvent extends CommonFields<"session.end", "T2004I"> {
   initial_command: string[];
   interactive: boolean;
   lost_events: LostCounts;
+  /** esr's, only when esr.disk_filter is configured: events left out as configured, per kind; never part of lost_events */
+  filtered_events?: LostCounts;
   participants: string[];
   session_start: string;
   session_stop: string;
@@ -196,6 +203,8 @@ export interface SessionStartInfo {
   size?: string;
   events: EventKind[];
   enhancedRecording: boolean;
+  /** esr.disk_filter's prefixes, when they apply to this session */
+  ignoredPathPrefixes?: readonly string[];
 }
 
 export function sessionStartEvent(
@@ -210,6 +219,7 @@ export function sessionStartEvent(
     enhanced_recording_events: info.events,
     initial_command: info.initialCommand,
     ...(info.size ? { size: info.size } : {}),
+    ...(info.ignoredPathPrefixes?.length ? { ignored_path_prefixes: [...info.ignoredPathPrefixes] } : {}),
     session_recording: SESSION_RECORDING_MODE,
   };
 }
@@ -221,6 +231,7 @@ export interface SessionEndInfo {
   start: Date;
   exitCode: number;
   lost: LostCounts;
+  filtered?: LostCounts;
 }
 
 export function sessionEndEvent(
@@ -236,6 +247,7 @@ export function sessionEndEvent(
     initial_command: info.initialCommand,
     interactive: info.interactive,
     lost_events: info.lost,
+    ...(info.filtered ? { filtered_events: info.filtered } : {}),
     participants: [id.user],
     session_start: info.start.toISOString(),
     session_stop: time.toISOString(),

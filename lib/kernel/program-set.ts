@@ -7,12 +7,14 @@
 import { readFileSync } from "node:fs";
 import { release } from "node:os";
 import { toArrayBuffer, type Pointer } from "bun:ffi";
-import { KINDS, EVENT_KINDS, kindNamed, noLoss, type EventKind, type LostCounts } from "../events/kinds/index.ts";
+import { KINDS, EVENT_KINDS, kindNamed, noLoss, type EventKind } from "../events/kinds/index.ts";
 import { bpfObject } from "./embedded.ts";
 import { EsrError } from "../errors.ts";
 import { check, checkPtr, clearLibbpfLog, cString, libbpf, libbpfLogSummary, refusedProgram } from "./libbpf.ts";
 import { strerror } from "../sys/libc.ts";
-import { SESSION_VALUE_SIZE, decodeSessionValue, encodeSessionValue } from "./session-map.ts";
+import { SESSION_VALUE_SIZE, decodeSessionValue, encodeSessionValue, type SessionCounts } from "./session-map.ts";
+import { esr_ignore_prefix, esr_load_config } from "../events/kinds/kernel-layout.generated.ts";
+import { DISK_IGNORE_PREFIXES, encodeIgnoredPrefix, ignoredPrefixProblem } from "../events/kinds/disk-filter.ts";
 
 export interface ProgramSetOptions {
   /** Kinds whose programs are loaded; a session can record only those. */
@@ -35,6 +37,11 @@ export interface ProgramSetOptions {
    * Default: where the kernel allows it.
    */
   typedTask?: boolean;
+  /**
+   * Paths (esr.disk_filter.ignore_path_prefixes, checked by the config) whose read-only opens the
+   * disk program counts as filtered instead of recording; none by default.
+   */
+  ignorePathPrefixes?: readonly string[];
 }
 
 const PAGE_SIZE = 4096;
@@ -95,7 +102,8 @@ export class ProgramSet {
           );
         else if (name === "per_cpu_scratch")
           check(bpf.bpf_map__set_max_entries(map, cpus), "cannot size the scratch map");
-        else if (name.endsWith(".rodata.esr")) setLoadConfig(map, opts.sessionLevels, ancestorHelper);
+        else if (name.endsWith(".rodata.esr"))
+          setLoadConfig(map, opts.sessionLevels, ancestorHelper, opts.ignorePathPrefixes ?? []);
       }
       const enabled: { prog: Pointer; name: string; kind: EventKind }[] = [];
       const all = [...programs(obj)].map((prog) => ({ prog, name: cString(bpf.bpf_program__name(prog)) }));
@@ -144,11 +152,11 @@ export class ProgramSet {
     check(ret, "cannot register the session with the kernel");
   }
 
-  /** What the kernel could not deliver so far for a session, per kind. */
-  lost(sessionId: bigint): LostCounts {
+  /** What the kernel could not deliver so far for a session, and what it left out as configured, per kind. */
+  counts(sessionId: bigint): SessionCounts {
     const value = new Uint8Array(SESSION_VALUE_SIZE);
     const ret = libbpf().bpf_map_lookup_elem(this.sessionsFd, new BigUint64Array([sessionId]), value);
-    if (ret < 0) return noLoss();
+    if (ret < 0) return { lost: noLoss(), filtered: noLoss() };
     return decodeSessionValue(value);
   }
 
@@ -190,18 +198,39 @@ const programs = (obj: Pointer) => walk(obj, libbpf().bpf_object__next_program);
 export const SESSION_LEVELS = 16;
 
 /** Fills bpf/esr.h's struct esr_load_config. */
-function setLoadConfig(map: Pointer, sessionLevels: readonly number[], ancestorHelper: boolean) {
+function setLoadConfig(
+  map: Pointer,
+  sessionLevels: readonly number[],
+  ancestorHelper: boolean,
+  ignorePathPrefixes: readonly string[],
+) {
   const deepest = Math.max(...sessionLevels);
   if (deepest >= SESSION_LEVELS || sessionLevels.some((l) => !Number.isInteger(l) || l < 1))
     throw new EsrError(
       `session cgroups at depth ${deepest} below the cgroup2 root cannot be recorded (at most ${SESSION_LEVELS - 1}): shorten root_path`,
     );
+  if (ignorePathPrefixes.length > DISK_IGNORE_PREFIXES)
+    throw new EsrError(`at most ${DISK_IGNORE_PREFIXES} ignored path prefixes, got ${ignorePathPrefixes.length}`);
   const size = new BigUint64Array(1);
   const data = checkPtr(libbpf().bpf_map__initial_value(map, size), "cannot configure the BPF programs");
-  if (size[0]! < 8n) throw new EsrError("BPF object has no room for its load configuration");
-  const config = new DataView(toArrayBuffer(data, 0, 8));
-  config.setUint32(0, sessionLevels.reduce((mask, level) => mask | (1 << level), 0) >>> 0, true);
-  config.setUint32(4, ancestorHelper ? 1 : 0, true);
+  if (size[0]! < BigInt(esr_load_config.sizeof))
+    throw new EsrError("BPF object has no room for its load configuration");
+  const bytes = new Uint8Array(toArrayBuffer(data, 0, esr_load_config.sizeof));
+  const config = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const L = esr_load_config;
+  config.setUint32(L.session_levels.offset, sessionLevels.reduce((mask, level) => mask | (1 << level), 0) >>> 0, true);
+  config.setUint32(L.ancestor_helper.offset, ancestorHelper ? 1 : 0, true);
+  config.setUint32(L.disk_ignore_count.offset, ignorePathPrefixes.length, true);
+  bytes.fill(0, L.disk_ignore.offset, L.disk_ignore.offset + L.disk_ignore.size);
+  for (const [i, path] of ignorePathPrefixes.entries()) {
+    const problem = ignoredPrefixProblem(path);
+    if (problem) throw new EsrError(`ignored path prefix ${JSON.stringify(path)}: ${problem}`);
+    const { components, subtree } = encodeIgnoredPrefix(path);
+    const at = L.disk_ignore.offset + i * esr_ignore_prefix.sizeof;
+    config.setUint32(at + esr_ignore_prefix.len.offset, components.length, true);
+    config.setUint32(at + esr_ignore_prefix.subtree.offset, subtree ? 1 : 0, true);
+    bytes.set(components, at + esr_ignore_prefix.components.offset);
+  }
 }
 
 const BPF_PROG_TYPE_RAW_TRACEPOINT = 17;

@@ -2,7 +2,7 @@
  * The kernel side of recording: one set of BPF programs and ring buffers, and the sessions they
  * record. Adding a session is a map update; `esr record` holds one session, `esr daemon` many.
  */
-import type { AnyEventKind, EventKind, KernelEventHeader, LostCounts } from "../events/kinds/index.ts";
+import type { AnyEventKind, EventKind, KernelEventHeader } from "../events/kinds/index.ts";
 import type { HostView } from "../events/kinds/kind.ts";
 import { kindNamed } from "../events/kinds/index.ts";
 import { type CgroupRoot, type CgroupSlice, prepareCgroupRoot, removeStaleSlices } from "../sys/cgroup-slice.ts";
@@ -10,6 +10,7 @@ import { hostView } from "./host-view.ts";
 import { bootTimeNs } from "../sys/libc.ts";
 import { ESR_SYSTEMD_SLICE, systemdBooted } from "../sys/systemd.ts";
 import { ProgramSet } from "./program-set.ts";
+import type { SessionCounts } from "./session-map.ts";
 import { RingReader } from "./ring-reader.ts";
 
 /** Where the session slices go and how large the rings are (the ssh_service.enhanced_recording block). */
@@ -18,6 +19,8 @@ export interface TracerConfig {
   rootPath: string;
   /** Ring buffer size per kind, in pages (Teleport's *_buffer_size). */
   bufferPages: Record<EventKind, number>;
+  /** esr.disk_filter: paths whose read-only opens are counted as filtered, not recorded. */
+  diskFilter?: { ignorePathPrefixes: readonly string[] };
 }
 
 export interface TracerOptions {
@@ -61,6 +64,8 @@ export class KernelTracer {
     private readonly onFailure: (err: unknown) => void,
     /** Slices of dead recorders this one removed when it started. */
     readonly staleSlicesRemoved: string[],
+    /** The paths whose read-only opens the disk program does not record; empty: it records them all. */
+    readonly ignoredPathPrefixes: readonly string[],
   ) {
     for (const [kind, fd] of programs.ringFds) this.readers.push(new RingReader(fd, this.decoder(kind)));
     this.timer = setInterval(() => this.drainSome(), DRAIN_INTERVAL_MS);
@@ -78,8 +83,9 @@ export class KernelTracer {
     };
     const sessionLevels = [...new Set([prepareCgroupRoot(root), ...adoptedLevels])];
     const stale = removeStaleSlices(root);
-    const programs = ProgramSet.load({ kinds, sessionLevels, bufferPages: config.bufferPages });
-    return new KernelTracer(root, programs, onFailure, stale);
+    const ignorePathPrefixes = config.diskFilter?.ignorePathPrefixes ?? [];
+    const programs = ProgramSet.load({ kinds, sessionLevels, bufferPages: config.bufferPages, ignorePathPrefixes });
+    return new KernelTracer(root, programs, onFailure, stale, ignorePathPrefixes);
   }
 
   add(slice: CgroupSlice, kinds: readonly EventKind[], sink: SessionSink) {
@@ -87,13 +93,13 @@ export class KernelTracer {
     this.programs.addSession(slice.id, kinds);
   }
 
-  /** Reads every event still buffered, then stops recording the session; returns what was lost. */
-  remove(slice: CgroupSlice): LostCounts {
+  /** Reads every event still buffered, then stops recording the session; returns what was lost and filtered. */
+  remove(slice: CgroupSlice): SessionCounts {
     this.drainAll();
-    const lost = this.programs.lost(slice.id);
+    const counts = this.programs.counts(slice.id);
     this.programs.removeSession(slice.id);
     this.sinks.delete(slice.id);
-    return lost;
+    return counts;
   }
 
   /** Drains every ring until it is empty, and hands everything to the sessions. */

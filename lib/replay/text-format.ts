@@ -124,6 +124,16 @@ export function networkText(e: SessionNetworkEvent): string {
   return `${networkOperationText(e)} ${networkAddressText(e)}`;
 }
 
+/** Per-kind counts as `disk=3,network=1`, the kinds with none left out; "0" when all are. */
+function countsText(counts: Record<string, number>): string {
+  return (
+    Object.entries(counts)
+      .filter(([, n]) => n > 0)
+      .map(([k, n]) => `${k}=${n}`)
+      .join(",") || "0"
+  );
+}
+
 function timeOfDay(time: unknown): string {
   return typeof time === "string" ? time.slice(11, 23) : "";
 }
@@ -133,13 +143,8 @@ function details(e: AuditEvent): string {
     case "session.start":
       return `login=${fieldText(e.login)} user=${fieldText(e.user)} command=${shellQuote(e.initial_command ?? [])} events=${(e.enhanced_recording_events ?? []).join(",") || "-"}${e.size ? ` size=${fieldText(e.size)}` : ""}`;
     case "session.end": {
-      const lost: Record<string, number> = e.lost_events ?? {};
-      const lostText =
-        Object.entries(lost)
-          .filter(([, n]) => n > 0)
-          .map(([k, n]) => `${k}=${n}`)
-          .join(",") || "0";
-      return `exit=${e.exit_code} lost=${lostText} enhanced_recording=${e.enhanced_recording}`;
+      const filtered = e.filtered_events ? ` filtered=${countsText(e.filtered_events)}` : "";
+      return `exit=${e.exit_code} lost=${countsText(e.lost_events ?? {})}${filtered} enhanced_recording=${e.enhanced_recording}`;
     }
     case "exec":
       return `${fieldText(e.command)} exitCode=${fieldText(e.exitCode)}${e.exitError ? ` (${fieldText(e.exitError)})` : ""}`;

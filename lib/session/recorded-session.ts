@@ -101,6 +101,11 @@ export class RecordedSession {
     }, FLUSH_INTERVAL_MS);
   }
 
+  /** Whether some of this session's disk events are left out (esr.disk_filter): then its events say so. */
+  get diskFiltered(): boolean {
+    return !!this.opts.tracer?.ignoredPathPrefixes.length && this.opts.events.includes("disk");
+  }
+
   /** Whether BPF records this session (a recorder was given). */
   get enhanced(): boolean {
     return this.opts.tracer !== undefined;
@@ -127,6 +132,7 @@ export class RecordedSession {
             size: opts.size,
             events: enhanced ? opts.events : [],
             enhancedRecording: enhanced,
+            ignoredPathPrefixes: session.diskFiltered ? tracer!.ignoredPathPrefixes : undefined,
           },
           session.start,
         ),
@@ -162,8 +168,9 @@ export class RecordedSession {
       await this.slice.waitEmpty();
     }
     let lost = noLoss();
+    let filtered = noLoss();
     try {
-      if (this.opts.tracer && this.slice) lost = this.opts.tracer.remove(this.slice);
+      if (this.opts.tracer && this.slice) ({ lost, filtered } = this.opts.tracer.remove(this.slice));
     } catch (err) {
       this.fail(err);
     }
@@ -184,6 +191,7 @@ export class RecordedSession {
           start: this.start,
           exitCode: opts.exitCode,
           lost,
+          filtered: this.diskFiltered ? filtered : undefined,
         }),
       );
     } catch (err) {

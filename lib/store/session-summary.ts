@@ -17,6 +17,8 @@ export interface SessionSummary {
   /** events recorded, per kind */
   counts: LostCounts;
   lost: LostCounts;
+  /** left out as configured (esr.disk_filter): not lost, never added to it */
+  filtered: LostCounts;
   exitCode?: number;
   warnings: number;
 }
@@ -33,6 +35,7 @@ export function summaryOf(
     command: [],
     counts: { ...noLoss(), ...counts },
     lost: noLoss(),
+    filtered: noLoss(),
     warnings,
   };
   for (const e of sessionEvents) {
@@ -47,6 +50,7 @@ export function summaryOf(
       summary.end = e.time;
       summary.exitCode = e.exit_code;
       Object.assign(summary.lost, e.lost_events);
+      Object.assign(summary.filtered, e.filtered_events);
     }
   }
   return summary;

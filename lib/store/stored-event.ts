@@ -47,6 +47,8 @@ const FIELD_TYPES: Record<string, FieldType> = {
   argv: "strings",
   initial_command: "strings",
   lost_events: "counts",
+  filtered_events: "counts",
+  ignored_path_prefixes: "strings",
 };
 
 function hasType(value: unknown, type: FieldType): boolean {

@@ -116,6 +116,32 @@ has user open-symlink "$disk" "\"path\":\"$real_work/open-marker\"" "\"requested
 has user exe-dev-ino "$cmd" '"path":"/bin/echo"' '"argv":["obf-marker"]' "\"exe_dev\":\"$echo_dev\"" "\"exe_ino\":\"$echo_ino\""
 has user setsid-linger "$cmd" '"argv":["linger-marker"]'
 
+# esr.disk_filter: the disk program with ignored prefixes (its matching loop is verified only
+# then) loads with as many as it holds, each as long as it may be (15 that never match, then the
+# one that does), leaves out a read-only open under it and counts it, records the others.
+mkdir -p "$WORK/ignored" && echo ignored > "$WORK/ignored/f" && chmod -R a+rwX "$WORK/ignored"
+pad=xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx
+prefixes=
+for i in 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24; do prefixes="$prefixes/esr-matrix-$i/$pad/, "; done
+cat > "$WORK/filter.yaml" <<EOF
+ssh_service:
+  enhanced_recording:
+    cgroup_path: $cgroup
+esr:
+  disk_filter:
+    ignore_path_prefixes: [$prefixes$real_work/ignored/]
+EOF
+rec filter "$WORK/filter.yaml" "$LOGIN" "cat $WORK/ignored/f $WORK/open-marker; echo w >> $WORK/ignored/w"
+has filter filter-recorded "$disk" "\"path\":\"$real_work/open-marker\""
+has filter filter-write-recorded "$disk" "\"path\":\"$real_work/ignored/w\""
+if grep -F "\"path\":\"$real_work/ignored/f\"" "$WORK/filter.json" | grep -q '"return_code":[0-9]'; then
+  fail filter-filtered "the read-only open of $real_work/ignored/f was recorded"
+elif grep '"event":"session.end"' "$WORK/filter.json" | grep -Eq '"filtered_events":\{"command":0,"disk":[1-9]'; then
+  pass filter-filtered
+else
+  fail filter-filtered "session.end: $(grep -o '"filtered_events":{[^}]*}' "$WORK/filter.json" || head -2 "$WORK/filter.err" "$WORK/filter.why")"
+fi
+
 # A bind shell: the session listens on 127.0.0.1 and ::1 and serves one connection on each, from
 # clients outside any session (started first, retrying until the listeners are up). The accepts
 # complete in softirq and are found by the socket's cgroup (its layout changed in 5.15).

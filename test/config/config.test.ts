@@ -73,6 +73,7 @@ describe("the reference example files (docs/contract.md §10)", () => {
       bufferPages: { command: 8, disk: 128, network: 8 },
       cgroupPath: "/cgroup2",
       rootPath: "/teleport",
+      diskFilter: { ignorePathPrefixes: [] },
     });
     expect(cfg.files).toEqual([TELEPORT_YAML]);
   });
@@ -110,6 +111,7 @@ describe("defaults", () => {
       bufferPages: { command: 8, disk: 128, network: 8 },
       cgroupPath: "/cgroup2",
       rootPath: "/esr",
+      diskFilter: { ignorePathPrefixes: [] },
     });
     expect(loadConfig([]).files).toEqual([]);
   });
@@ -182,6 +184,7 @@ describe("several files", () => {
       bufferPages: { command: 8, disk: 256, network: 8 },
       cgroupPath: "/cgroup2",
       rootPath: "/teleport",
+      diskFilter: { ignorePathPrefixes: [] },
     });
     expect([...cfg.roles.keys()]).toEqual(["enhanced-recording", "access", "disk-only"]);
     expect(eventsForUser(cfg, "bob")).toEqual(["command", "disk", "network"]);

@@ -99,6 +99,9 @@ test("a session that does not record commands, and a process outside any session
   expect(records).toEqual([]);
 });
 
-test("lost events are zero when the ring keeps up", () => {
-  expect(probes.lost(slice.id)).toEqual({ command: 0, disk: 0, network: 0 });
+test("lost events are zero when the ring keeps up, and none are filtered without a filter", () => {
+  expect(probes.counts(slice.id)).toEqual({
+    lost: { command: 0, disk: 0, network: 0 },
+    filtered: { command: 0, disk: 0, network: 0 },
+  });
 });

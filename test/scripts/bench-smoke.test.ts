@@ -30,6 +30,9 @@ test("the benchmark runs every workload and prints every row", async () => {
     /recorder CPU per event +\d+\.\d+ µs/,
     /open events at 50k\/s .* +\d+ written, \d+ lost/,
     /highest rate delivered without loss +\d+k events\/s/,
+    /disk filter .*, cat \/etc\/hostname: disk events per run +\d+ → \d+ \(\+\d+ filtered\), \d+\.\d{3}×/,
+    /disk filter .*, mixed shell workload: disk events per run +\d+ → \d+ \(\+\d+ filtered\), \d+\.\d{3}×/,
+    /disk filter, mixed shell workload: filtered \/ unfiltered time +\d+\.\d{3}×/,
     /^\d+ targets met, \d+ missed$/m,
   ])
     expect(out).toMatch(row);

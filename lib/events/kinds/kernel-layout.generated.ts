@@ -70,6 +70,22 @@ export const esr_file = {
   fs_type: { offset: 24, size: 16 },
 } as const;
 
+export const esr_ignore_prefix = {
+  sizeof: 136,
+  len: { offset: 0, size: 4 },
+  subtree: { offset: 4, size: 4 },
+  components: { offset: 8, size: 128 },
+} as const;
+
+export const esr_load_config = {
+  sizeof: 2192,
+  session_levels: { offset: 0, size: 4 },
+  ancestor_helper: { offset: 4, size: 4 },
+  disk_ignore_count: { offset: 8, size: 4 },
+  _pad: { offset: 12, size: 4 },
+  disk_ignore: { offset: 16, size: 2176 },
+} as const;
+
 export const esr_network_event = {
   sizeof: 88,
   hdr: { offset: 0, size: 48 },
@@ -94,8 +110,9 @@ export const esr_open_event = {
 } as const;
 
 export const esr_session = {
-  sizeof: 32,
+  sizeof: 56,
   kinds: { offset: 0, size: 4 },
   _pad: { offset: 4, size: 4 },
   lost: { offset: 8, size: 24 },
+  filtered: { offset: 32, size: 24 },
 } as const;
