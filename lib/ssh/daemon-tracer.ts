@@ -166,7 +166,9 @@ export class DaemonTracer implements SessionTracer {
   }
 
   private send(message: RecorderMessage) {
-    if (this.socket.write(encodeLine(message)) < 0) this.lost("the connection is closed");
+    // A write to a closed connection fails before its close is seen, and the daemon's last frame
+    // (why it stopped) may be unread yet: the close, which comes after it, settles what waits.
+    this.socket.write(encodeLine(message));
   }
 
   private gone(): EsrError {

@@ -72,7 +72,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
     for (const sig of ["SIGTERM", "SIGINT"] as const) process.once(sig, () => resolve(sig));
   });
   opts.log(`${signal}: stopping; ending every login and esr record session in progress`);
-  daemon.recorders.failAll("esr daemon stopped");
+  await daemon.recorders.failAll("esr daemon stopped");
   socket.close();
   await daemon.stop();
 }
@@ -214,7 +214,7 @@ class LoginSessions {
   failAll(err: unknown) {
     this.opts.log(`recording failed: ${errorMessage(err)}; killing every login and esr record session in progress`);
     for (const login of this.logins) login.session.fail(err);
-    this.recorders.failAll(`recording failed in the esr daemon: ${errorMessage(err)}`);
+    void this.recorders.failAll(`recording failed in the esr daemon: ${errorMessage(err)}`);
   }
 
   async stop() {

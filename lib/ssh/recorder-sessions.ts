@@ -101,13 +101,23 @@ export class RecorderSessions {
     this.opts.log(line);
   }
 
-  /** Recording failed, or the daemon stops: no recorder's session may go on unrecorded. */
-  failAll(reason: string) {
-    for (const session of [...this.open]) session.fail(reason);
+  /**
+   * Recording failed, or the daemon stops: each recorder is told, kills its session's processes
+   * (nothing may go on unrecorded) and closes; resolves once all have, or the daemon killed them.
+   */
+  failAll(reason: string): Promise<void> {
+    return Promise.all([...this.open].map((session) => session.fail(reason))).then(() => {});
   }
 }
 
-type Phase = "asked" | "recording" | "over";
+/**
+ * How long a recorder told that its session cannot be recorded has to kill it and close, while the
+ * daemon still records it; then the daemon kills what runs in it.
+ */
+const FAIL_GRACE_MS = 2000;
+
+/** asked → recording → over, or recording → failing (told, not yet closed) → over */
+type Phase = "asked" | "recording" | "failing" | "over";
 
 class RecorderSession implements StreamHandler {
   cgroup?: SessionCgroup;
@@ -115,6 +125,7 @@ class RecorderSession implements StreamHandler {
   private batch: StreamedEvent[] = [];
   private flushing = false;
   private readonly overflow: LostCounts = noLoss();
+  private failing?: { timer: ReturnType<typeof setTimeout>; done(): void };
 
   constructor(
     private readonly sessions: RecorderSessions,
@@ -161,21 +172,39 @@ class RecorderSession implements StreamHandler {
     );
   }
 
-  /** The recorder went away mid-session: nobody writes its events, so its processes are killed. */
+  /** The connection is gone: a recorder gone mid-session leaves nobody to write its events, so its processes are killed. */
   closed() {
+    if (this.phase === "failing") return this.failed();
     if (this.phase !== "recording") return this.sessions.forget(this);
     this.killAndStop();
     this.sessions.log(`killed what ran in ${this.cgroup!.path}: its esr record (pid ${this.pid}) went away`);
   }
 
-  /** The daemon cannot go on recording the session: the recorder is told, and kills what runs in it. */
-  fail(reason: string) {
-    if (this.phase === "over") return;
-    if (this.phase === "recording") this.killAndStop();
-    this.phase = "over";
-    this.sessions.forget(this);
+  /**
+   * The daemon cannot go on recording the session: the recorder is told, and kills what runs in it
+   * (it knows why its command ends that way). Until it closes, the session stays recorded.
+   */
+  fail(reason: string): Promise<void> {
+    if (this.phase === "over" || this.phase === "failing") return Promise.resolve();
     this.conn.send(encodeFrame({ type: "failed", error: reason }));
+    if (this.phase === "asked") {
+      this.phase = "over";
+      this.sessions.forget(this);
+      this.conn.end();
+      return Promise.resolve();
+    }
+    this.phase = "failing";
+    return new Promise((done) => {
+      this.failing = { timer: setTimeout(() => this.failed(), FAIL_GRACE_MS), done };
+    });
+  }
+
+  private failed() {
+    const { timer, done } = this.failing!;
+    clearTimeout(timer);
+    this.killAndStop();
     this.conn.end();
+    done();
   }
 
   private killAndStop() {

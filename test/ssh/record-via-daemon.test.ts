@@ -186,60 +186,66 @@ describe("esr record through a running daemon", () => {
     }
   });
 
-  test("a daemon killed mid-session fails the session: one line, its processes killed, its files verify", async () => {
-    const own = daemonSetup(ALL_KINDS_ROLE);
-    const doomed = await TestDaemon.start(own);
-    const dataDir = tempDir();
-    const pidFile = join(tempDir(), "pid");
-    const proc = Bun.spawn(
-      [
-        ESR,
-        "record",
-        "--config",
-        own.configFile,
-        "--data-dir",
-        dataDir,
-        "--socket",
-        own.socket,
-        "--",
-        "sh",
-        "-c",
-        `/bin/echo before-the-kill; sleep 60 & echo $! > ${pidFile}; wait`,
-      ],
-      { stdout: "pipe", stderr: "pipe" },
-    );
-    try {
-      await doomed.waitForLog(/recording \/cgroup2\S+ for esr record pid/);
-      await waitFor("the session's sleep", () => existsSync(pidFile) && readFileSync(pidFile, "utf8").endsWith("\n"));
-      const sleeper = Number(readFileSync(pidFile, "utf8"));
-      expect(running(sleeper)).toBe(true);
-      await Bun.sleep(600); // a flush: what was recorded so far is on disk
-      await doomed.stop("SIGKILL");
-      const code = await proc.exited;
-      const stderr = await new Response(proc.stderr).text();
-      expect(code).not.toBe(0);
-      const lines = stderr.trimEnd().split("\n");
-      expect(lines[0]).toMatch(/^esr: session [0-9a-f-]{36}$/);
-      expect(lines.slice(1)).toEqual([
-        expect.stringMatching(
-          /^esr: the esr daemon at \S+ stopped recording the session \(it closed the connection\); its processes were killed so that nothing runs unrecorded$/,
-        ),
-      ]);
-      expect(running(sleeper)).toBe(false);
-      const sid = lines[0]!.split(" ")[2]!;
-      const execs = ofType(await replayEvents(dataDir, sid), "session.command").map((e) => e.argv.join(" "));
-      expect(execs).toContain("before-the-kill");
-      const verify = await runEsr(["verify", sid, "--data-dir", dataDir]);
-      expect(verify.exitCode).toBe(0);
-    } finally {
-      proc.kill("SIGKILL");
-      if (doomed.proc.exitCode === null) await doomed.stop("SIGKILL");
-      // The next daemon removes the slices the killed one could not.
-      const next = await TestDaemon.start(own);
-      await next.stop();
-      removeSlicesParent(own);
-    }
-  });
+  for (const [signal, why] of [
+    ["SIGKILL", "it closed the connection"],
+    ["SIGTERM", "esr daemon stopped"],
+  ] as const)
+    test(`a daemon ${signal}ed mid-session fails the session: one line, its processes killed, its files verify`, async () => {
+      const own = daemonSetup(ALL_KINDS_ROLE);
+      const doomed = await TestDaemon.start(own);
+      const dataDir = tempDir();
+      const pidFile = join(tempDir(), "pid");
+      const proc = Bun.spawn(
+        [
+          ESR,
+          "record",
+          "--config",
+          own.configFile,
+          "--data-dir",
+          dataDir,
+          "--socket",
+          own.socket,
+          "--",
+          "sh",
+          "-c",
+          `/bin/echo before-the-kill; sleep 60 & echo $! > ${pidFile}; wait`,
+        ],
+        { stdout: "pipe", stderr: "pipe" },
+      );
+      try {
+        await doomed.waitForLog(/recording \/cgroup2\S+ for esr record pid/);
+        await waitFor("the session's sleep", () => existsSync(pidFile) && readFileSync(pidFile, "utf8").endsWith("\n"));
+        const sleeper = Number(readFileSync(pidFile, "utf8"));
+        expect(running(sleeper)).toBe(true);
+        await Bun.sleep(600); // a flush: what was recorded so far is on disk
+        await doomed.stop(signal);
+        const code = await proc.exited;
+        const stderr = await new Response(proc.stderr).text();
+        expect(code).not.toBe(0);
+        const lines = stderr.trimEnd().split("\n");
+        expect(lines[0]).toMatch(/^esr: session [0-9a-f-]{36}$/);
+        expect(lines.slice(1)).toEqual([
+          expect.stringMatching(
+            new RegExp(
+              `^esr: the esr daemon at \\S+ stopped recording the session \\(${why}\\); its processes were killed so that nothing runs unrecorded$`,
+            ),
+          ),
+        ]);
+        expect(running(sleeper)).toBe(false);
+        const sid = lines[0]!.split(" ")[2]!;
+        const execs = ofType(await replayEvents(dataDir, sid), "session.command").map((e) => e.argv.join(" "));
+        expect(execs).toContain("before-the-kill");
+        const verify = await runEsr(["verify", sid, "--data-dir", dataDir]);
+        expect(verify.exitCode).toBe(0);
+      } finally {
+        proc.kill("SIGKILL");
+        if (doomed.proc.exitCode === null) await doomed.stop("SIGKILL");
+        // The next daemon removes the slices the killed one could not.
+        const next = await TestDaemon.start(own);
+        await next.stop();
+        removeSlicesParent(own);
+      }
+    });
 
   test("a recorder SIGKILLed: the daemon drops its session and kills what ran in it; other sessions go on", async () => {
     const dataDir = tempDir();
@@ -275,6 +281,53 @@ describe("esr record through a running daemon", () => {
     const after = await recordVia(["/bin/echo", "after-the-victim"], ["--events", "command"]);
     expect(after.exitCode).toBe(0);
     expect(after.daemonLog).toMatch(/recording /);
+  });
+
+  test("a stopped recorder holds up no other session; what it could not take is counted as lost, exactly", async () => {
+    const N = 200_000;
+    const dir = tempDir();
+    const go = join(dir, "go");
+    const dataDir = tempDir();
+    const from = daemon.log.length;
+    // Its opens before the go are written; after it, only /etc/hostname is opened, N times.
+    const storm = `select(undef, undef, undef, 0.02) until -e $ARGV[0]; for (1..${N}) { open(my $f, "<", "/etc/hostname"); close $f } print "done\\n"`;
+    const slow = Bun.spawn([ESR, ...recordArgs(dataDir, ["perl", "-e", storm, go], ["--events", "command,disk"])], {
+      stdout: "pipe",
+      stderr: "pipe",
+    });
+    await waitForRecorders(daemon, 1, from);
+    await Bun.sleep(500);
+    slow.kill("SIGSTOP");
+    try {
+      await Bun.write(go, "");
+      // Meanwhile another recorder's session is recorded whole, while the first one reads nothing.
+      const other = await recordVia(
+        ["sh", "-c", "for i in $(seq 30); do /bin/echo other-$i; done"],
+        ["--events", "command,disk"],
+      );
+      expect(other.exitCode).toBe(0);
+      const otherEvents = await replayEvents(other.dataDir, other.sid);
+      expect(ofType(otherEvents, "session.command").filter((e) => e.argv[0]?.startsWith("other-"))).toHaveLength(30);
+      expect(ofType(otherEvents, "session.end")[0]!.lost_events).toEqual({ command: 0, disk: 0, network: 0 });
+      const reader = slow.stdout.getReader();
+      let out = "";
+      while (!out.includes("done")) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        out += new TextDecoder().decode(value);
+      }
+      reader.releaseLock();
+    } finally {
+      slow.kill("SIGCONT");
+    }
+    expect(await slow.exited).toBe(0);
+    const sid = (await new Response(slow.stderr).text()).match(/session ([0-9a-f-]{36})/)![1]!;
+    const events = await replayEvents(dataDir, sid);
+    const written = ofType(events, "session.disk").filter((e) => e.path === "/etc/hostname").length;
+    const lost = ofType(events, "session.end")[0]!.lost_events;
+    expect(lost.disk).toBeGreaterThan(0);
+    expect(written).toBeGreaterThan(0);
+    expect(written + lost.disk).toBe(N);
   });
 
   test("a record request from a non-root peer is refused", async () => {
