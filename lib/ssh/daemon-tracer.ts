@@ -145,8 +145,13 @@ export class DaemonTracer implements SessionTracer {
   add(slice: SessionCgroup, kinds: readonly EventKind[], sink: SessionSink): Promise<void> {
     if (this.over) return Promise.reject(this.gone());
     this.sink = sink;
-    return new Promise((resolve, reject) => {
-      this.adding = { resolve, reject };
+    return new Promise<void>((resolve, reject) => {
+      // Nothing runs in the cgroup yet: a daemon that does not answer fails the session before it starts.
+      const timer = setTimeout(() => this.lost(`no answer within ${ANSWER_TIMEOUT_MS / 1000} s`), ANSWER_TIMEOUT_MS);
+      this.adding = {
+        resolve: () => (clearTimeout(timer), resolve()),
+        reject: (err) => (clearTimeout(timer), reject(err)),
+      };
       this.send({ type: "add", path: slice.path, kinds: [...kinds] });
     });
   }
