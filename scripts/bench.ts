@@ -426,7 +426,7 @@ async function main() {
 
   // 1b. Where a recorded event's kernel time goes: each program's own time per run, as the kernel
   // accounts it, over the events the session wrote.
-  for (const w of workloads.filter((w) => w.events !== "command,disk,network")) {
+  for (const w of outsideOnly ? [] : workloads.filter((w) => w.events !== "command,disk,network")) {
     const { sample, programs } = await kernelTimes(w.args, w.events, dataDir);
     const events = sessionSummary(dataDir, sample.sid!).events;
     const total = [...programs.values()].reduce((n, p) => n + p.ns, 0);
