@@ -3,13 +3,22 @@ import { currentAccount, lookupAccount } from "../lib/sys/accounts.ts";
 import { eventsForUser, parseEventKinds } from "../lib/config/config.ts";
 import { requireRecordingHost } from "../lib/check/host-checks.ts";
 import { runCommandSession } from "../lib/session/command-session.ts";
+import { startSessionTracer } from "../lib/ssh/daemon-tracer.ts";
+import { DEFAULT_SOCKET } from "../lib/ssh/protocol.ts";
 import { cliConfig, configArg, dataDirArg } from "./common.ts";
+import { socketArg } from "./pam.ts";
 
 export const record = defineCommand({
   meta: { name: "record", description: "Run COMMAND in a new session and record what the kernel sees it do" },
   args: {
     ...configArg,
     ...dataDirArg,
+    ...socketArg,
+    daemon: {
+      type: "boolean",
+      default: true,
+      negativeDescription: "load programs of its own instead of having a running esr daemon record the session",
+    },
     login: {
       type: "string",
       valueHint: "USER",
@@ -52,6 +61,15 @@ export const record = defineCommand({
       user,
       events,
       killOnExit: Boolean(args["kill-on-exit"]),
+      // A running daemon's programs record the session; a recorder alone loads its own.
+      startTracer: (onFailure) =>
+        startSessionTracer({
+          config: config.enhancedRecording,
+          kinds: events,
+          socket: args.daemon ? (args.socket ?? DEFAULT_SOCKET) : undefined,
+          onFailure,
+          warn: (line) => process.stderr.write(`${line}\n`),
+        }),
       onStart: (sid) => args.quiet || process.stderr.write(`esr: session ${sid}\n`),
       onLingering: () =>
         args.quiet ||

@@ -8,6 +8,10 @@
  *   bun scripts/bench.ts            full run (≈ 5–8 min on 2 cores)
  *   bun scripts/bench.ts --quick    a smoke run of every row (CI)
  *   bun scripts/bench.ts --no-auditd
+ *   bun scripts/bench.ts --outside  only the rows of processes outside any session
+ *
+ * Recorders run with --no-daemon except in the rows that say they go through a daemon: a daemon
+ * listening on the default socket would otherwise record them.
  */
 import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -22,6 +26,7 @@ const MIXED = join(ROOT, "scripts", "bench", "mixed.sh");
 
 const quick = process.argv.includes("--quick");
 const withAuditd = !process.argv.includes("--no-auditd");
+const outsideOnly = process.argv.includes("--outside");
 const ROUNDS = quick ? 1 : 5;
 const BENCH_USER = "esrbench";
 
@@ -70,7 +75,20 @@ async function plain(args: string[]): Promise<Sample> {
 /** The workload as the bench user inside an esr session recording `events`. */
 async function recorded(args: string[], events: string, dataDir: string, flags: string[] = []): Promise<Sample> {
   const proc = Bun.spawn({
-    cmd: [ESR, "record", "--data-dir", dataDir, "--events", events, "--login", BENCH_USER, ...flags, "--", ...args],
+    cmd: [
+      ESR,
+      "record",
+      "--no-daemon",
+      "--data-dir",
+      dataDir,
+      "--events",
+      events,
+      "--login",
+      BENCH_USER,
+      ...flags,
+      "--",
+      ...args,
+    ],
     stdout: "pipe",
     stderr: "pipe",
   });
@@ -142,21 +160,18 @@ async function withAuditRule<T>(syscalls: string[], uid: number, fn: () => Promi
   }
 }
 
-// logins of one esr daemon ----------------------------------------------------------------------
+// one esr daemon, its logins, and esr record sessions through it ---------------------------------
 
-/**
- * N logins recorded by one `esr daemon`, each a process holding a TCP connection (as sshd's does)
- * that runs the PAM hook and then sleeps in its slice, recording all three kinds.
- */
-class DaemonLogins {
+/** An `esr daemon` of its own (socket, config with a role recording all three kinds, root_path). */
+class BenchDaemon {
   private constructor(
-    private readonly daemon: ReturnType<typeof Bun.spawn>,
-    private readonly logins: ReturnType<typeof Bun.spawn>[],
-    private readonly listener: { stop(closeActive?: boolean): void },
+    private readonly proc: ReturnType<typeof Bun.spawn>,
+    readonly config: string,
+    readonly socket: string,
     private readonly rootPath: string,
   ) {}
 
-  static async start(dataDir: string, n: number): Promise<DaemonLogins> {
+  static async start(dataDir: string): Promise<BenchDaemon> {
     const dir = mkdtempSync(join(tmpdir(), "esr-bench-daemon-"));
     const rootPath = `/esr-bench-${process.pid}`;
     const config = join(dir, "esr.yaml");
@@ -165,16 +180,39 @@ class DaemonLogins {
       `ssh_service:\n  enhanced_recording:\n    root_path: ${rootPath}\n---\nkind: role\nmetadata: { name: all }\nspec: { options: { enhanced_recording: [command, disk, network] } }\n---\nkind: user\nmetadata: { name: root }\nspec: { roles: [all] }\n`,
     );
     const socket = join(dir, "run", "esr.sock");
-    const daemon = Bun.spawn({
+    const proc = Bun.spawn({
       cmd: [ESR, "daemon", "--config", config, "--data-dir", dataDir, "--socket", socket],
       stdout: "ignore",
       stderr: "ignore",
     });
     for (let i = 0; i < 200 && !existsSync(socket); i++) await Bun.sleep(25);
+    return new BenchDaemon(proc, config, socket, rootPath);
+  }
+
+  async stop() {
+    this.proc.kill("SIGTERM");
+    await this.proc.exited;
+    Bun.spawnSync(["rmdir", join("/cgroup2", this.rootPath)]);
+  }
+}
+
+/**
+ * N logins recorded by one `esr daemon`, each a process holding a TCP connection (as sshd's does)
+ * that runs the PAM hook and then sleeps in its slice, recording all three kinds.
+ */
+class DaemonLogins {
+  private constructor(
+    private readonly daemon: BenchDaemon,
+    private readonly logins: ReturnType<typeof Bun.spawn>[],
+    private readonly listener: { stop(closeActive?: boolean): void },
+  ) {}
+
+  static async start(dataDir: string, n: number): Promise<DaemonLogins> {
+    const daemon = await BenchDaemon.start(dataDir);
     const listener = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
     const logins: ReturnType<typeof Bun.spawn>[] = [];
     for (let i = 0; i < n; i++) {
-      const script = `exec 3<>/dev/tcp/127.0.0.1/${listener.port} && PAM_TYPE=open_session "${ESR}" pam --socket "${socket}" && exec sleep 3600`;
+      const script = `exec 3<>/dev/tcp/127.0.0.1/${listener.port} && PAM_TYPE=open_session "${ESR}" pam --socket "${daemon.socket}" && exec sleep 3600`;
       logins.push(
         Bun.spawn({
           cmd: ["bash", "-c", script],
@@ -187,16 +225,14 @@ class DaemonLogins {
     await Bun.sleep(300 + n * 40);
     const failed = logins.filter((l) => l.exitCode !== null);
     if (failed.length) throw new Error(`${failed.length} daemon logins failed to start`);
-    return new DaemonLogins(daemon, logins, listener, rootPath);
+    return new DaemonLogins(daemon, logins, listener);
   }
 
   async stop() {
     for (const l of this.logins) l.kill("SIGKILL");
     await Promise.all(this.logins.map((l) => l.exited));
-    this.daemon.kill("SIGTERM");
-    await this.daemon.exited;
+    await this.daemon.stop();
     this.listener.stop(true);
-    Bun.spawnSync(["rmdir", join("/cgroup2", this.rootPath)]);
   }
 }
 
@@ -239,6 +275,38 @@ async function kernelTimes(args: string[], events: string, dataDir: string) {
   }
 }
 const EVENT_KIND_PREFIXES = ["command_", "disk_", "network_"];
+
+/** N `esr record -- sleep 3600`, all three kinds, standalone (--no-daemon) or through `daemon`. */
+async function recordSessions(dataDir: string, n: number, daemon?: BenchDaemon): Promise<() => Promise<void>> {
+  const via = daemon ? ["--config", daemon.config, "--socket", daemon.socket] : ["--no-daemon"];
+  const sessions = Array.from({ length: n }, () =>
+    Bun.spawn({
+      cmd: [
+        ESR,
+        "record",
+        "-q",
+        ...via,
+        "--data-dir",
+        dataDir,
+        "--events",
+        "command,disk,network",
+        "--",
+        "sleep",
+        "3600",
+      ],
+      stdout: "ignore",
+      stderr: "pipe",
+    }),
+  );
+  await Bun.sleep(500 + n * 60);
+  const failed = sessions.filter((s) => s.exitCode !== null);
+  if (failed.length)
+    throw new Error(`${failed.length} esr record sessions failed: ${await new Response(failed[0]!.stderr).text()}`);
+  return async () => {
+    for (const s of sessions) s.kill("SIGTERM");
+    await Promise.all(sessions.map((s) => s.exited));
+  };
+}
 
 // reading what esr wrote -----------------------------------------------------------------------
 
@@ -334,7 +402,7 @@ async function main() {
     },
   ];
   const recordedSamples: Sample[] = [];
-  for (const w of workloads) {
+  for (const w of outsideOnly ? [] : workloads) {
     const base: number[] = [];
     const esr: number[] = [];
     const audit: number[] = [];
@@ -366,7 +434,7 @@ async function main() {
 
   // 1b. Where a recorded event's kernel time goes: each program's own time per run, as the kernel
   // accounts it, over the events the session wrote.
-  for (const w of workloads.filter((w) => w.events !== "command,disk,network")) {
+  for (const w of outsideOnly ? [] : workloads.filter((w) => w.events !== "command,disk,network")) {
     const { sample, programs } = await kernelTimes(w.args, w.events, dataDir);
     const events = sessionSummary(dataDir, sample.sid!).events;
     const total = [...programs.values()].reduce((n, p) => n + p.ns, 0);
@@ -428,31 +496,53 @@ async function main() {
     );
   }
   for (const n of quick ? [1] : [1, 10, 50]) {
-    await outsideRow(`${n} standalone esr record sessions recording`, async () => {
-      const sessions = Array.from({ length: n }, () =>
-        Bun.spawn({
-          cmd: [ESR, "record", "-q", "--data-dir", dataDir, "--events", "command,disk,network", "--", "sleep", "3600"],
-          stdout: "ignore",
-          stderr: "ignore",
-        }),
-      );
-      await Bun.sleep(500 + n * 60);
-      return async () => {
-        for (const s of sessions) s.kill("SIGTERM");
-        await Promise.all(sessions.map((s) => s.exited));
-      };
-    });
+    await outsideRow(
+      `${n} esr record sessions through one esr daemon`,
+      async () => {
+        const daemon = await BenchDaemon.start(dataDir);
+        const stop = await recordSessions(dataDir, n, daemon);
+        return async () => {
+          await stop();
+          await daemon.stop();
+        };
+      },
+      n === 50,
+    );
   }
+  for (const n of quick ? [1] : [1, 10, 50])
+    await outsideRow(`${n} standalone (--no-daemon) esr record sessions recording`, () => recordSessions(dataDir, n));
+  if (outsideOnly) return rmSync(dataDir, { recursive: true, force: true });
 
   // 3. esr record -- true, recorder CPU and RSS, bytes per event.
   const walls: number[] = [];
   for (let i = 0; i < (quick ? 3 : 20); i++) {
     const t0 = performance.now();
-    sh([ESR, "record", "-q", "--data-dir", dataDir, "--", "true"]);
+    sh([ESR, "record", "-q", "--no-daemon", "--data-dir", dataDir, "--", "true"]);
     walls.push(performance.now() - t0);
   }
   const wall = median(walls);
   row("esr record -- true, wall time", `${wall.toFixed(1)} ms`, "target ≤ 60 ms", wall <= 60);
+  const daemon = await BenchDaemon.start(dataDir);
+  const viaWalls: number[] = [];
+  for (let i = 0; i < (quick ? 3 : 20); i++) {
+    const t0 = performance.now();
+    sh([
+      ESR,
+      "record",
+      "-q",
+      "--config",
+      daemon.config,
+      "--socket",
+      daemon.socket,
+      "--data-dir",
+      dataDir,
+      "--",
+      "true",
+    ]);
+    viaWalls.push(performance.now() - t0);
+  }
+  await daemon.stop();
+  row("esr record -- true through a running esr daemon, wall time", `${median(viaWalls).toFixed(1)} ms`);
   const rss = Math.max(...recordedSamples.map((s) => s.maxRssBytes ?? 0)) / 1048576;
   row("recorder peak RSS (any run above)", `${rss.toFixed(1)} MB`, "target ≤ 80 MB", rss <= 80);
   const perKind = new Map<string, { events: number; bytes: number; cpu: number }>();

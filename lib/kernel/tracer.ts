@@ -5,13 +5,13 @@
 import type { AnyEventKind, EventKind, KernelEventHeader } from "../events/kinds/index.ts";
 import type { HostView } from "../events/kinds/kind.ts";
 import { kindNamed } from "../events/kinds/index.ts";
-import { type CgroupRoot, type CgroupSlice, prepareCgroupRoot, removeStaleSlices } from "../sys/cgroup-slice.ts";
+import { type CgroupRoot, prepareCgroupRoot, removeStaleSlices } from "../sys/cgroup-slice.ts";
 import { hostView } from "./host-view.ts";
 import { bootTimeNs } from "../sys/libc.ts";
-import { ESR_SYSTEMD_SLICE, systemdBooted } from "../sys/systemd.ts";
 import { ProgramSet } from "./program-set.ts";
 import type { SessionCounts } from "./session-map.ts";
 import { RingReader } from "./ring-reader.ts";
+import { cgroupRootOf, type SessionCgroup, type SessionTracer } from "./session-tracer.ts";
 
 /** Where the session slices go and how large the rings are (the ssh_service.enhanced_recording block). */
 export interface TracerConfig {
@@ -48,7 +48,7 @@ interface KernelEvent {
 const DRAIN_INTERVAL_MS = 10;
 const DRAIN_BUDGET = 4096;
 
-export class KernelTracer {
+export class KernelTracer implements SessionTracer {
   private readonly sinks = new Map<bigint, SessionSink>();
   private readonly readers: RingReader[] = [];
   /** Decoded, not yet handed to sessions: merged across rings in kernel-time order. */
@@ -76,11 +76,7 @@ export class KernelTracer {
    * systemd host the sessions' own cgroups are transient scopes in esr.slice, which systemd knows.
    */
   static start({ config, kinds, onFailure, adoptedLevels = [] }: TracerOptions): KernelTracer {
-    const root: CgroupRoot = {
-      cgroupPath: config.cgroupPath,
-      rootPath: config.rootPath,
-      ...(systemdBooted() ? { systemdSlice: ESR_SYSTEMD_SLICE } : {}),
-    };
+    const root = cgroupRootOf(config);
     const sessionLevels = [...new Set([prepareCgroupRoot(root), ...adoptedLevels])];
     const stale = removeStaleSlices(root);
     const ignorePathPrefixes = config.diskFilter?.ignorePathPrefixes ?? [];
@@ -88,13 +84,13 @@ export class KernelTracer {
     return new KernelTracer(root, programs, onFailure, stale, ignorePathPrefixes);
   }
 
-  add(slice: CgroupSlice, kinds: readonly EventKind[], sink: SessionSink) {
+  add(slice: SessionCgroup, kinds: readonly EventKind[], sink: SessionSink) {
     this.sinks.set(slice.id, sink);
     this.programs.addSession(slice.id, kinds);
   }
 
   /** Reads every event still buffered, then stops recording the session; returns what was lost and filtered. */
-  remove(slice: CgroupSlice): SessionCounts {
+  remove(slice: SessionCgroup): SessionCounts {
     this.drainAll();
     const counts = this.programs.counts(slice.id);
     this.programs.removeSession(slice.id);

@@ -10,6 +10,7 @@ import type { EsrConfig, EventKind } from "../config/config.ts";
 import { EsrError } from "../errors.ts";
 import type { LostCounts } from "../events/kinds/index.ts";
 import { KernelTracer } from "../kernel/tracer.ts";
+import type { SessionTracer } from "../kernel/session-tracer.ts";
 import { terminalSizeText, type CommandExit } from "../events/audit-events.ts";
 import { strsignal } from "../sys/libc.ts";
 import { RecordedSession } from "./recorded-session.ts";
@@ -30,6 +31,11 @@ export interface CommandSessionOptions {
   onStart?(sid: string): void;
   /** Called when the command has exited but processes remain in the session. */
   onLingering?(): void;
+  /**
+   * The kernel side of the session (a running esr daemon's, lib/ssh/daemon-tracer.ts); default:
+   * programs of its own. Not called when enhanced recording is off.
+   */
+  startTracer?(onFailure: (err: unknown) => void): Promise<SessionTracer>;
 }
 
 export interface CommandSessionResult {
@@ -48,13 +54,12 @@ export async function runCommandSession(opts: CommandSessionOptions): Promise<Co
   const interactive = size !== undefined;
   let session: RecordedSession | undefined;
   const er = config.enhancedRecording;
-  const tracer = er.enabled
-    ? KernelTracer.start({
-        config: er,
-        kinds: opts.events,
-        onFailure: (err) => session?.fail(err),
-      })
-    : undefined;
+  const onFailure = (err: unknown) => session?.fail(err);
+  const tracer = !er.enabled
+    ? undefined
+    : opts.startTracer
+      ? await opts.startTracer(onFailure)
+      : KernelTracer.start({ config: er, kinds: opts.events, onFailure });
   try {
     session = await RecordedSession.begin({
       store,

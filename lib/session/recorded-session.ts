@@ -8,7 +8,7 @@ import { CgroupSlice } from "../sys/cgroup-slice.ts";
 import type { EsrConfig } from "../config/config.ts";
 import { EsrError, errorMessage } from "../errors.ts";
 import { noLoss, type EventKind, type LostCounts } from "../events/kinds/index.ts";
-import type { KernelTracer } from "../kernel/tracer.ts";
+import type { SessionTracer } from "../kernel/session-tracer.ts";
 import {
   execEvent,
   sessionEndEvent,
@@ -23,7 +23,7 @@ export interface SessionOptions {
   store: EventStore;
   config: EsrConfig;
   /** The recorder that records the slice; none when enhanced recording is off. */
-  tracer?: KernelTracer;
+  tracer?: SessionTracer;
   /**
    * The cgroup2 path of a cgroup made for the session by someone else (logind's scope of an SSH
    * login), recorded where it is; without it the session gets a new slice of its own.
@@ -86,12 +86,6 @@ export class RecordedSession {
       clusterName: config.clusterName,
     };
     this.writer = store.openSession(this.sid);
-    if (opts.tracer && slice) {
-      const { identity, writer } = this;
-      opts.tracer.add(slice, opts.events, (kind, rec, time) =>
-        writer.write(kind.build(identity, writer.index(), rec, time)),
-      );
-    }
     this.flushTimer = setInterval(() => {
       try {
         this.writer.flush();
@@ -122,6 +116,12 @@ export class RecordedSession {
         : await CgroupSlice.create(tracer.root, sid);
     const session = new RecordedSession(sid, opts, slice);
     try {
+      if (tracer && slice) {
+        const { identity, writer } = session;
+        await tracer.add(slice, opts.events, (kind, rec, time) =>
+          writer.write(kind.build(identity, writer.index(), rec, time)),
+        );
+      }
       const { enhanced } = session;
       session.writer.write({
         ...sessionStartEvent(
@@ -170,7 +170,7 @@ export class RecordedSession {
     let lost = noLoss();
     let filtered = noLoss();
     try {
-      if (this.opts.tracer && this.slice) ({ lost, filtered } = this.opts.tracer.remove(this.slice));
+      if (this.opts.tracer && this.slice) ({ lost, filtered } = await this.opts.tracer.remove(this.slice));
     } catch (err) {
       this.fail(err);
     }

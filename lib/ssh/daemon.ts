@@ -8,6 +8,9 @@
  * answer, so everything sshd then starts for the login (the user's shell, sftp-server, port
  * forwards) runs recorded. A login's session ends when its cgroup is empty, not at logout: what it
  * left running stays recorded until it exits.
+ *
+ * `esr record` hands its session's kernel side to the daemon too, when one listens: its cgroup joins
+ * the same map (lib/ssh/recorder-sessions.ts), so concurrent recorders cost the host one program set.
  */
 import { lookupAccount } from "../sys/accounts.ts";
 import { FileEventStore } from "../store/file/file-store.ts";
@@ -19,6 +22,7 @@ import { EsrError, errorMessage } from "../errors.ts";
 import type { PeerCredentials } from "../sys/libc.ts";
 import { KernelTracer } from "../kernel/tracer.ts";
 import { RecordedSession } from "../session/recorded-session.ts";
+import { lostText, RecorderSessions } from "./recorder-sessions.ts";
 import { processStat } from "../sys/proc.ts";
 import { authInfoFields, holdsPtyMaster, loginUidOf, tcpConnectionOf } from "./login-facts.ts";
 import { LOGIND_SCOPE_LEVEL, logindScope, processCgroup, systemdBooted } from "../sys/systemd.ts";
@@ -55,7 +59,10 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
   const daemon = LoginSessions.start(opts);
   let socket;
   try {
-    socket = await listenControlSocket(opts.socketPath, (request, peer) => daemon.handle(request, peer));
+    socket = await listenControlSocket(opts.socketPath, {
+      hook: (request, peer) => daemon.handle(request, peer),
+      record: (request, peer, stream) => daemon.recorders.accept(request, peer, stream),
+    });
   } catch (err) {
     await daemon.stop();
     throw err;
@@ -64,7 +71,8 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
   const signal = await new Promise<NodeJS.Signals>((resolve) => {
     for (const sig of ["SIGTERM", "SIGINT"] as const) process.once(sig, () => resolve(sig));
   });
-  opts.log(`${signal}: stopping; ending every login in progress`);
+  opts.log(`${signal}: stopping; ending every login and esr record session in progress`);
+  await daemon.recorders.failAll("esr daemon stopped");
   socket.close();
   await daemon.stop();
 }
@@ -73,12 +81,19 @@ class LoginSessions {
   private readonly logins = new Set<Login>();
   /** Logins by the pid of their sshd [priv] process, until its close_session. */
   private readonly bySshd = new Map<number, Login>();
+  readonly recorders: RecorderSessions;
 
   private constructor(
     private readonly opts: DaemonOptions,
     private readonly store: EventStore,
     private readonly tracer: KernelTracer | undefined,
-  ) {}
+  ) {
+    this.recorders = new RecorderSessions({
+      tracer,
+      isLogin: (id) => [...this.logins].some((l) => l.session.slice?.id === id),
+      log: opts.log,
+    });
+  }
 
   static start(opts: DaemonOptions): LoginSessions {
     const { config } = opts;
@@ -186,10 +201,7 @@ class LoginSessions {
         }),
       )
       .then(
-        (lost) =>
-          this.opts.log(
-            `session ${session.sid}: ended (lost events: command ${lost.command}, disk ${lost.disk}, network ${lost.network})`,
-          ),
+        (lost) => this.opts.log(`session ${session.sid}: ended (lost events: ${lostText(lost)})`),
         (err) => this.opts.log(`session ${session.sid}: ended after a failure: ${errorMessage(err)}`),
       )
       .finally(() => {
@@ -200,8 +212,9 @@ class LoginSessions {
 
   /** Recording is no longer reliable: no login may go on unrecorded, so all are killed. */
   failAll(err: unknown) {
-    this.opts.log(`recording failed: ${errorMessage(err)}; killing every login in progress`);
+    this.opts.log(`recording failed: ${errorMessage(err)}; killing every login and esr record session in progress`);
     for (const login of this.logins) login.session.fail(err);
+    void this.recorders.failAll(`recording failed in the esr daemon: ${errorMessage(err)}`);
   }
 
   async stop() {

@@ -96,7 +96,8 @@ function exchange(socketPath: string, request: HookRequest): Promise<DaemonReply
         data(socket, chunk) {
           // Settled before end(), which may run close() at once.
           try {
-            const line = lines.push(chunk);
+            lines.push(chunk);
+            const line = lines.line();
             if (line === undefined) return;
             const reply = parseReply(line);
             settle(() => resolve(reply));

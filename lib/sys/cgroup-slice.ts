@@ -400,7 +400,8 @@ function childCgroups(path: string): string[] {
   }
 }
 
-function killCgroup(path: string) {
+/** Kills every process in the cgroup at `path` and its children. */
+export function killCgroup(path: string) {
   // cgroup.kill (5.14+) kills the whole subtree at once, racing no fork.
   if (existsSync(join(path, "cgroup.kill"))) {
     writeFileSync(join(path, "cgroup.kill"), "1");
