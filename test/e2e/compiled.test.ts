@@ -27,7 +27,7 @@ test("records on a host without libbpf, libelf, libz, and with an empty PATH", (
     stderr: "",
   });
   expect(r.stdout.toString()).toContain("compiled-ok");
-  expect(r.stdout.toString()).toMatch(/root +1 +0 +0 +0 +whole +\/bin\/echo compiled-ok/);
+  expect(r.stdout.toString()).toMatch(/root +1 +0 +0 +0 +0 +whole +\/bin\/echo compiled-ok/);
 });
 
 test("a .env or bunfig.toml in the directory esr runs from is not loaded", () => {
