@@ -66,10 +66,23 @@ export function commonFields<Event extends string, Code extends string>(
     server_hostname: id.serverHostname,
     server_id: id.serverId,
     sid: id.sid,
-    time: time.toISOString(),
+    time: isoTime(time),
     uid: crypto.randomUUID(),
     user: id.user,
   };
+}
+
+let lastTimeMs = NaN;
+let lastTimeText = "";
+
+/** time.toISOString(), remembered: a storm's events share their millisecond by the hundred. */
+function isoTime(time: Date): string {
+  const ms = time.getTime();
+  if (ms !== lastTimeMs) {
+    lastTimeMs = ms;
+    lastTimeText = time.toISOString();
+  }
+  return lastTimeText;
 }
 
 export const ARGV_TRUNCATED_MARKER = "[esr: argv truncated]";
@@ -77,11 +90,44 @@ export const PATH_TRUNCATED_MARKER = "[esr: path truncated]";
 
 /** A path under `key`, visibly marked when the kernel side had to cut it, and `key`_truncated saying so. */
 export function pathFields<Key extends string>(key: Key, path: string, truncated: boolean): PathFields<Key> {
-  return (
-    truncated ? { [key]: `${path} ${PATH_TRUNCATED_MARKER}`, [`${key}_truncated`]: true } : { [key]: path }
-  ) as PathFields<Key>;
+  const fields = {} as PathFields<Key>;
+  addPathFields(fields, fileKeys(key, ""), path, truncated);
+  return fields;
 }
 
+/** The keys of a file's fields (fileFields), spelled once per kind rather than once per event. */
+export interface FileKeys {
+  path: string;
+  truncated: string;
+  deleted: string;
+  anonymous: string;
+  outsideNamespace: string;
+  dev: string;
+  ino: string;
+  fsType: string;
+}
+
+export function fileKeys(key: string, idPrefix: string): FileKeys {
+  return {
+    path: key,
+    truncated: `${key}_truncated`,
+    deleted: `${key}_deleted`,
+    anonymous: `${key}_anonymous`,
+    outsideNamespace: `${key}_outside_namespace`,
+    dev: `${idPrefix}dev`,
+    ino: `${idPrefix}ino`,
+    fsType: `${idPrefix}fs_type`,
+  };
+}
+
+/** pathFields, set on `event`. */
+export function addPathFields(event: object, keys: FileKeys, path: string, truncated: boolean) {
+  const fields = event as Record<string, string | true>;
+  if (truncated) {
+    fields[keys.path] = `${path} ${PATH_TRUNCATED_MARKER}`;
+    fields[keys.truncated] = true;
+  } else fields[keys.path] = path;
+}
 /**
  * Teleport's `session_recording`: where the session was recorded. esr records on the host that runs
  * the session, which is Teleport's "node" mode.
@@ -101,15 +147,21 @@ export function fileFields<Key extends string, Id extends string>(
   idPrefix: Id,
   file: KernelFile,
 ): FileFields<Key, Id> {
-  // Built key by key: this runs for every open of an open storm.
-  const fields: Record<string, string | true> = pathFields(key, file.path, file.truncated);
-  if (file.deleted) fields[`${key}_deleted`] = true;
-  if (file.anonymous) fields[`${key}_anonymous`] = true;
-  if (file.outsideNamespace) fields[`${key}_outside_namespace`] = true;
-  fields[`${idPrefix}dev`] = file.dev;
-  fields[`${idPrefix}ino`] = String(file.ino);
-  fields[`${idPrefix}fs_type`] = file.fsType;
-  return fields as FileFields<Key, Id>;
+  const fields = {} as FileFields<Key, Id>;
+  addFileFields(fields, fileKeys(key, idPrefix), file);
+  return fields;
+}
+
+/** fileFields, set on `event`: this runs for every open of an open storm. */
+export function addFileFields(event: object, keys: FileKeys, file: KernelFile) {
+  const fields = event as Record<string, string | true>;
+  addPathFields(fields, keys, file.path, file.truncated);
+  if (file.deleted) fields[keys.deleted] = true;
+  if (file.anonymous) fields[keys.anonymous] = true;
+  if (file.outsideNamespace) fields[keys.outsideNamespace] = true;
+  fields[keys.dev] = file.dev;
+  fields[keys.ino] = String(file.ino);
+  fields[keys.fsType] = file.fsType;
 }
 
 export type FileFields<Key extends string, Id extends string> = PathFields<Key> &

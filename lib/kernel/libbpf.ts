@@ -52,9 +52,6 @@ const libbpfSymbols = {
   bpf_map_update_elem: { args: ["i32", "ptr", "ptr", "u64"], returns: "i32" },
   bpf_map_lookup_elem: { args: ["i32", "ptr", "ptr"], returns: "i32" },
   bpf_map_delete_elem: { args: ["i32", "ptr"], returns: "i32" },
-  ring_buffer__new: { args: ["i32", "function", "ptr", "ptr"], returns: "ptr" },
-  ring_buffer__consume: { args: ["ptr"], returns: "i32" },
-  ring_buffer__free: { args: ["ptr"], returns: "void" },
 } as const;
 
 type Libbpf = ReturnType<typeof dlopen<typeof libbpfSymbols>>["symbols"];

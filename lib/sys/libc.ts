@@ -1,5 +1,5 @@
 /** The few libc calls Bun has no API for. */
-import { dlopen, read } from "bun:ffi";
+import { dlopen, read, type Pointer } from "bun:ffi";
 import { EsrError } from "../errors.ts";
 
 /**
@@ -29,6 +29,9 @@ const libc = openLibc({
   ioctl: { args: ["i32", "u64", "ptr"], returns: "i32" },
   getsockopt: { args: ["i32", "i32", "i32", "ptr", "ptr"], returns: "i32" },
   flock: { args: ["i32", "i32"], returns: "i32" },
+  mmap: { args: ["ptr", "u64", "i32", "i32", "i32", "i64"], returns: "ptr" },
+  munmap: { args: ["ptr", "u64"], returns: "i32" },
+  sysconf: { args: ["i32"], returns: "i64" },
 });
 
 const SYS_memfd_create = process.arch === "arm64" ? 279 : 319;
@@ -63,6 +66,27 @@ export function mountFs(fstype: string, target: string) {
 }
 
 export const vsnprintf = libc.vsnprintf;
+
+const PROT_READ = 1;
+const PROT_WRITE = 2;
+const MAP_SHARED = 1;
+const MAP_FAILED = -1;
+const _SC_PAGESIZE = 30;
+
+export function pageSize(): number {
+  return Number(libc.sysconf(_SC_PAGESIZE));
+}
+
+/** mmap(2) of `length` bytes of `fd` at `offset`, shared; throws with strerror on failure. */
+export function mapShared(fd: number, length: number, offset: number, writable: boolean): Pointer {
+  const ptr = libc.mmap(null, length, writable ? PROT_READ | PROT_WRITE : PROT_READ, MAP_SHARED, fd, offset);
+  if (ptr === null || Number(ptr) === MAP_FAILED) throw new Error(`mmap: ${strerror(errno())}`);
+  return ptr as Pointer;
+}
+
+export function unmap(ptr: Pointer, length: number) {
+  libc.munmap(ptr, length);
+}
 
 const LOCK_EX = 2;
 const LOCK_UN = 8;

@@ -1,8 +1,9 @@
 /** Disk events: every open(2), openat(2), openat2(2) and creat(2) of a session's processes (bpf/disk.bpf.c). */
 import {
+  addFileFields,
+  addPathFields,
   commonFields,
-  fileFields,
-  pathFields,
+  fileKeys,
   type CommonFields,
   type FileFields,
   type PathFields,
@@ -54,38 +55,42 @@ export type SessionDiskEvent = CommonFields<"session.disk", "T4001I"> &
 
 const L = esr_open_event;
 
+// Both run for every open of an open storm: fields are set on one object, not spread from several.
 function decode(bytes: Uint8Array): KernelOpen {
   const view = eventView(bytes);
-  const resolved = (view.getUint32(L.flags.offset, true) & esr_open_flag.ESR_OPEN_RESOLVED) !== 0;
+  const flags = view.getUint32(L.flags.offset, true);
   const requestedStart = Math.min(L.data.offset + filePathBytes(view, L.file.offset), bytes.length);
   const requestedEnd = Math.min(requestedStart + view.getUint32(L.path_len.offset, true), bytes.length);
-  return {
-    ...decodeHeader(view, bytes),
-    returnCode: view.getInt32(L.return_code.offset, true),
-    openFlags: Number(view.getBigUint64(L.open_flags.offset, true)),
-    ...(resolved ? { file: decodeFile(view, bytes, L.file.offset, L.data.offset) } : {}),
-    requestedPath: utf8Text(bytes, requestedStart, requestedEnd),
-    requestedPathTruncated: (view.getUint32(L.flags.offset, true) & esr_open_flag.ESR_OPEN_PATH_TRUNCATED) !== 0,
-  };
+  const rec = decodeHeader(view, bytes) as KernelOpen;
+  rec.returnCode = view.getInt32(L.return_code.offset, true);
+  rec.openFlags = Number(view.getBigUint64(L.open_flags.offset, true));
+  if ((flags & esr_open_flag.ESR_OPEN_RESOLVED) !== 0) rec.file = decodeFile(view, bytes, L.file.offset, L.data.offset);
+  rec.requestedPath = utf8Text(bytes, requestedStart, requestedEnd);
+  rec.requestedPathTruncated = (flags & esr_open_flag.ESR_OPEN_PATH_TRUNCATED) !== 0;
+  return rec;
 }
 
 /** `path` is what was opened; what the caller asked for is kept beside it when it says something else. */
 function build(id: SessionIdentity, ei: number, rec: KernelOpen, time: Date): SessionDiskEvent {
   const { file, requestedPath, requestedPathTruncated } = rec;
   const requestedDiffers = file !== undefined && (requestedPath !== file.path || requestedPathTruncated);
-  return {
-    ...commonFields(id, "session.disk", "T4001I", ei, time),
-    audit_session_id: rec.auditSessionId,
-    cgroup_id: Number(rec.cgroupId),
-    flags: rec.openFlags,
-    ...(file ? fileFields("path", "", file) : pathFields("path", requestedPath, requestedPathTruncated)),
-    ...(requestedDiffers ? pathFields("requested_path", requestedPath, requestedPathTruncated) : {}),
-    ...(!file ? { from_caller_memory: ["path"] } : requestedDiffers ? { from_caller_memory: ["requested_path"] } : {}),
-    pid: rec.pid,
-    program: rec.comm,
-    return_code: rec.returnCode,
-  };
+  const event = commonFields(id, "session.disk", "T4001I", ei, time) as SessionDiskEvent;
+  event.audit_session_id = rec.auditSessionId;
+  event.cgroup_id = Number(rec.cgroupId);
+  event.flags = rec.openFlags;
+  if (file) addFileFields(event, PATH_KEYS, file);
+  else addPathFields(event, PATH_KEYS, requestedPath, requestedPathTruncated);
+  if (requestedDiffers) addPathFields(event, REQUESTED_KEYS, requestedPath, requestedPathTruncated);
+  if (!file) event.from_caller_memory = ["path"];
+  else if (requestedDiffers) event.from_caller_memory = ["requested_path"];
+  event.pid = rec.pid;
+  event.program = rec.comm;
+  event.return_code = rec.returnCode;
+  return event;
 }
+
+const PATH_KEYS = fileKeys("path", "");
+const REQUESTED_KEYS = fileKeys("requested_path", "");
 
 export const diskKind = {
   name: "disk",

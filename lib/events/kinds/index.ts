@@ -36,8 +36,10 @@ export function kindNamed(name: EventKind): AnyEventKind {
 
 /** The kind whose events have this `event` name, if it is an enhanced one. */
 export function kindOfEvent(event: string): AnyEventKind | undefined {
-  return KINDS.find((k) => k.event === event) as AnyEventKind | undefined;
+  return byEvent.get(event);
 }
+
+const byEvent = new Map<string, AnyEventKind>(KINDS.map((k) => [k.event, k as AnyEventKind]));
 
 export function noLoss(): LostCounts {
   return Object.fromEntries(EVENT_KINDS.map((k) => [k, 0])) as LostCounts;

@@ -66,6 +66,38 @@ export function eventView(bytes: Uint8Array): DataView {
   return new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
+/**
+ * A short field that most records repeat (a storm's comm, a filesystem's name): decoded once, and
+ * again only when its bytes differ from the last record's. Decoding costs more than comparing.
+ */
+class RepeatedText {
+  private readonly last: Uint8Array;
+  private length = -1;
+  private text = "";
+
+  constructor(size: number) {
+    this.last = new Uint8Array(size);
+  }
+
+  /** {@link cString} of bytes[start, end), at most `size` bytes. */
+  cString(bytes: Uint8Array, start: number, end: number): string {
+    let stop = start;
+    while (stop < end && bytes[stop] !== 0) stop++;
+    const length = stop - start;
+    let same = length === this.length;
+    for (let i = 0; same && i < length; i++) same = bytes[start + i] === this.last[i];
+    if (same) return this.text;
+    this.last.set(bytes.subarray(start, stop));
+    this.length = length;
+    this.text = utf8.decode(bytes.subarray(start, stop));
+    return this.text;
+  }
+}
+
+const lastComm = new RepeatedText(esr_event_header.comm.size);
+const lastFsType = new RepeatedText(esr_file.fs_type.size);
+
+/** The header's fields, on a new object that a kind's decoder adds its own fields to. */
 export function decodeHeader(view: DataView, bytes: Uint8Array): KernelEventHeader {
   const h = esr_event_header;
   return {
@@ -74,7 +106,7 @@ export function decodeHeader(view: DataView, bytes: Uint8Array): KernelEventHead
     ktimeNs: view.getBigUint64(h.ktime_ns.offset, true),
     pid: view.getUint32(h.pid.offset, true),
     auditSessionId: view.getUint32(h.audit_session_id.offset, true),
-    comm: cString(bytes, h.comm.offset, h.comm.offset + h.comm.size),
+    comm: lastComm.cString(bytes, h.comm.offset, h.comm.offset + h.comm.size),
   };
 }
 
@@ -103,31 +135,63 @@ export function decodeFile(view: DataView, bytes: Uint8Array, at: number, pathSt
   const flags = view.getUint32(at + esr_file.flags.offset, true);
   const dev = view.getUint32(at + esr_file.dev.offset, true);
   const ino = view.getBigUint64(at + esr_file.ino.offset, true);
-  const fsType = cString(bytes, at + esr_file.fs_type.offset, at + esr_file.fs_type.offset + esr_file.fs_type.size);
+  const fsType = lastFsType.cString(
+    bytes,
+    at + esr_file.fs_type.offset,
+    at + esr_file.fs_type.offset + esr_file.fs_type.size,
+  );
   const pathEnd = Math.min(pathStart + view.getUint32(at + esr_file.path_len.offset, true), bytes.length);
-  const components = utf8Text(bytes, pathStart, pathEnd).split("\0");
-  if (components[components.length - 1] === "") components.pop();
   const truncated = (flags & F.ESR_FILE_TRUNCATED) !== 0;
   const anonymous = (flags & F.ESR_FILE_ANONYMOUS) !== 0;
-  const path = anonymous ? anonymousName(fsType, components[0] ?? "", ino) : pathOf(components, truncated);
+  const path = anonymous
+    ? anonymousName(fsType, cString(bytes, pathStart, pathEnd), ino)
+    : pathOf(bytes, pathStart, pathEnd, truncated);
   return {
     path,
     truncated,
     deleted: (flags & F.ESR_FILE_DELETED) !== 0,
     anonymous,
     outsideNamespace: (flags & F.ESR_FILE_OUTSIDE_NAMESPACE) !== 0,
-    dev: `${dev >>> 20}:${dev & 0xfffff}`,
+    dev: deviceName(dev),
     ino,
     fsType,
   };
 }
 
+let lastDev = -1;
+let lastDevName = "";
+
+/** "MAJOR:MINOR" of the kernel's dev_t; most records repeat the last one's. */
+function deviceName(dev: number): string {
+  if (dev !== lastDev) {
+    lastDev = dev;
+    lastDevName = `${dev >>> 20}:${dev & 0xfffff}`;
+  }
+  return lastDevName;
+}
+
+/** Where a path is put together, components in reading order: one decode per path. */
+let pathScratch = new Uint8Array(4096);
+
 /**
- * Leaf-first components as a path. Cut short, it lacks its leading directories: then it is left
- * relative rather than made up.
+ * The leaf-first, NUL-terminated components in bytes[start, end) as a path. Cut short, it lacks
+ * its leading directories: then it is left relative rather than made up. Components are reordered
+ * as bytes (a NUL never falls inside a UTF-8 sequence), then decoded once.
  */
-function pathOf(leafFirst: string[], truncated: boolean): string {
-  return `${truncated ? "" : "/"}${[...leafFirst].reverse().join("/")}`;
+function pathOf(bytes: Uint8Array, start: number, end: number, truncated: boolean): string {
+  if (end > start && bytes[end - 1] === 0) end--;
+  if (pathScratch.length < end - start + 1) pathScratch = new Uint8Array(2 * (end - start + 1));
+  const out = pathScratch;
+  let n = 0;
+  if (!truncated) out[n++] = 0x2f;
+  let componentEnd = end;
+  for (let i = end - 1; i >= start - 1; i--) {
+    if (i >= start && bytes[i] !== 0) continue;
+    for (let j = i + 1; j < componentEnd; j++) out[n++] = bytes[j]!;
+    if (i >= start) out[n++] = 0x2f;
+    componentEnd = i;
+  }
+  return utf8.decode(out.subarray(0, n));
 }
 
 /**

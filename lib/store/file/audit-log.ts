@@ -62,7 +62,7 @@ export class AuditLog {
   }
 
   /** Appends JSON lines to today's file, moving `events.log` to it when the day changes. */
-  append(lines: string) {
+  append(lines: string | Uint8Array) {
     const day = new Date().toISOString().slice(0, 10);
     const name = dailyLogName(day);
     if (day !== this.currentDay) {

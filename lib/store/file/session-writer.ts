@@ -16,7 +16,7 @@ import { appendFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { AuditLog } from "./audit-log.ts";
 import type { SessionSink } from "../store.ts";
-import { GzipMemberFile, TextBatch } from "./gzip-members.ts";
+import { ByteBatch, GzipMemberFile } from "./gzip-members.ts";
 import type { AuditEvent } from "../../events/audit-events.ts";
 import { kindOfEvent } from "../../events/kinds/index.ts";
 
@@ -48,11 +48,13 @@ export function chainFileName(sid: string): string {
 }
 
 /**
- * What the writer tells a session's hash chain: every item's exact stored bytes, its stream and its
- * index (`ei`, or the chunk's number), in the order written; `flush` once the data files are flushed.
+ * What the writer tells a session's hash chain: every item's stream and index (`ei`, or the
+ * chunk's number, with its length), in the order written; the exact bytes each stream's file is
+ * given, as it is given them; `flush` once the data files are flushed.
  */
 export interface StoredItemChain {
-  add(stream: string, index: number, bytes: string | Uint8Array): void;
+  item(stream: string, index: number, chunkLength?: number): void;
+  stored(stream: string, bytes: Uint8Array): void;
   flush(): void;
   close(): void;
 }
@@ -65,7 +67,7 @@ export function loggedEvent(event: string): boolean {
 export class SessionWriter implements SessionSink {
   private readonly files = new Map<string, GzipMemberFile>();
   /** events.log lines, written in bounded pieces like the gzip members. */
-  private readonly logBatch = new TextBatch();
+  private readonly logBatch = new ByteBatch();
   private nextEi = 0;
   private nextChunk = 0;
 
@@ -81,18 +83,18 @@ export class SessionWriter implements SessionSink {
   }
 
   write(event: AuditEvent) {
-    const line = `${JSON.stringify(event)}\n`;
+    const line = JSON.stringify(event);
     const type = fileTypeOf(event.event);
-    this.file(type).append(line);
-    this.chain?.add(type, event.ei, line);
+    this.file(type).appendLine(line);
+    this.chain?.item(type, event.ei);
     if (!loggedEvent(event.event)) return;
-    if (this.logBatch.add(line)) this.flushLog();
+    if (this.logBatch.addLine(line)) this.flushLog();
   }
 
   /** Raw terminal output, the bytes that print events point into. */
   writeOutput(bytes: Uint8Array) {
-    this.file(CHUNKS_TYPE).append(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("latin1"));
-    this.chain?.add(CHUNKS_TYPE, this.nextChunk++, bytes);
+    this.file(CHUNKS_TYPE).append(bytes);
+    this.chain?.item(CHUNKS_TYPE, this.nextChunk++, bytes.length);
   }
 
   flush() {
@@ -120,7 +122,8 @@ export class SessionWriter implements SessionSink {
     let file = this.files.get(type);
     if (!file) {
       const name = sessionFileName(this.sid, type);
-      file = new GzipMemberFile(join(this.log.sessionsDir, name), type === CHUNKS_TYPE ? "latin1" : "utf8");
+      const { chain } = this;
+      file = new GzipMemberFile(join(this.log.sessionsDir, name), chain && ((bytes) => chain.stored(type, bytes)));
       this.files.set(type, file);
       appendFileSync(
         join(this.log.sessionsDir, indexFileName(this.sid)),

@@ -1,10 +1,17 @@
 /**
  * The hash chain of one session, written as it is recorded (README "Tamper-evident recordings").
  *
- * Every event line and every chunk of terminal output is bound, in the order it was written, into
- * head_i = SHA-256(head_{i-1} ‖ stream ‖ 0 ‖ index ‖ 0 ‖ stored bytes), head_0 = SHA-256(format ‖ 0 ‖
- * host ‖ 0 ‖ sid). At each flush, after the data files, `<sid>.chain` gets a line naming the items
- * since the last flush (their order, which the data files alone do not keep) and the head; at the
+ * Every event line and every chunk of terminal output is bound into the head of the flush that
+ * names it (its link): head_f = SHA-256(head_{f-1} ‖ items_f ‖ 0 ‖ for each stream of items_f, in
+ * the order it first appears there: stream ‖ 0 ‖ SHA-256(the bytes the stream stored since the
+ * last flush)), where items_f is the JSON of the flush record's `items` (which items, in which
+ * order: the data files alone do not keep it); head_0 = SHA-256(format ‖ 0 ‖ host ‖ 0 ‖ sid). The
+ * stream digests cover exactly the bytes each file was given, hashed as they are written, so the
+ * chain costs a SHA-256 pass over the data and nothing per item (a digest per item, the first
+ * format, cost more than the rest of writing an event). items_f splits those bytes into items
+ * without ambiguity: an event is one line (a stored line holds no other newline), a chunk has its
+ * length listed. A verifier can only tell flushes apart anyway: it recomputes each link. At each
+ * flush, after the data files, `<sid>.chain` gets a line with items_f and the head; at the
  * start, every `checkpointIntervalMs` or `checkpointEvents` items, and at the end, a checkpoint
  * signed with the host key. The end checkpoint seals the session.
  */
@@ -14,7 +21,7 @@ import type { HostKey, Signed } from "./host-key.ts";
 import { chainFileName, type StoredItemChain } from "../file/session-writer.ts";
 import { writeAll } from "../file/gzip-members.ts";
 
-export const CHAIN_FORMAT = "esr-chain-1";
+export const CHAIN_FORMAT = "esr-chain-2";
 const CHECKPOINT_FORMAT = "esr-checkpoint-1";
 
 /**
@@ -60,29 +67,54 @@ export function checkpointMessage(c: Omit<Checkpoint, "type" | "sig">): Buffer {
 
 /** The running head, shared by the recorder and the verifier. */
 export class ChainHasher {
-  private readonly hasher = new Bun.CryptoHasher("sha256");
+  /** Per stream, the bytes it stored in the open link. */
+  private readonly streams = new Map<string, Bun.CryptoHasher>();
   /** digest() into a buffer wants room for the largest digest. */
   private readonly digest = new Uint8Array(64);
-  readonly head = new Uint8Array(32);
+  private readonly current = new Uint8Array(32);
   count = 0;
 
   constructor(host: string, sid: string) {
-    this.hasher.update(`${CHAIN_FORMAT}\0${host}\0${sid}`);
-    this.hasher.digest(this.digest);
-    this.head.set(this.digest.subarray(0, 32));
+    const hasher = new Bun.CryptoHasher("sha256");
+    hasher.update(`${CHAIN_FORMAT}\0${host}\0${sid}`);
+    this.setHead(hasher);
   }
 
-  add(stream: string, index: number, bytes: string | Uint8Array) {
-    this.hasher.update(this.head);
-    this.hasher.update(`${stream}\0${index}\0`);
-    this.hasher.update(bytes);
-    this.hasher.digest(this.digest);
-    this.head.set(this.digest.subarray(0, 32));
-    this.count++;
+  /** Bytes a stream stored, in the order stored; any piece at a time. */
+  add(stream: string, bytes: Uint8Array) {
+    let hasher = this.streams.get(stream);
+    if (!hasher) this.streams.set(stream, (hasher = new Bun.CryptoHasher("sha256")));
+    hasher.update(bytes);
+  }
+
+  /** Closes the open link: `items` name what the bytes added since the last link hold. */
+  link(items: ItemRun[]) {
+    const link = new Bun.CryptoHasher("sha256");
+    link.update(this.current);
+    link.update(JSON.stringify(items));
+    link.update("\0");
+    const seen = new Set<string>();
+    for (const [stream] of items) {
+      if (seen.has(stream)) continue;
+      seen.add(stream);
+      link.update(`${stream}\0`);
+      // A stream named but given no bytes (empty chunks) is the digest of nothing.
+      const hasher = this.streams.get(stream) ?? new Bun.CryptoHasher("sha256");
+      hasher.digest(this.digest);
+      link.update(this.digest.subarray(0, 32));
+    }
+    this.streams.clear();
+    for (const run of items) this.count += runLength(run);
+    this.setHead(link);
   }
 
   headHex(): string {
-    return Buffer.from(this.head).toString("hex");
+    return Buffer.from(this.current).toString("hex");
+  }
+
+  private setHead(hasher: Bun.CryptoHasher) {
+    hasher.digest(this.digest);
+    this.current.set(this.digest.subarray(0, 32));
   }
 }
 
@@ -92,7 +124,7 @@ export interface CheckpointPolicy {
   checkpointEvents: number;
 }
 
-/** The chain a session writer feeds: hashes on every item, writes and signs on flushes. */
+/** The chain a session writer feeds: hashes what the files store, writes and signs on flushes. */
 export class SessionChain implements StoredItemChain {
   private readonly hasher: ChainHasher;
   private readonly fd: number;
@@ -111,20 +143,30 @@ export class SessionChain implements StoredItemChain {
     this.fd = openSync(join(sessionsDir, chainFileName(sid)), "a", 0o600);
   }
 
-  add(stream: string, index: number, bytes: string | Uint8Array) {
-    this.hasher.add(stream, index, bytes);
-    const run = this.runs.at(-1);
-    const chunk = typeof bytes !== "string";
-    if (run && run[0] === stream && run[1] + runLength(run) === index) {
-      if (Array.isArray(run[2])) run[2].push(bytes.length);
-      else run[2]++;
-    } else this.runs.push([stream, index, chunk ? [bytes.length] : 1]);
+  item(stream: string, index: number, chunkLength?: number) {
+    const run = this.lastRun(stream, index);
+    if (chunkLength !== undefined) {
+      if (run) (run[2] as number[]).push(chunkLength);
+      else this.runs.push([stream, index, [chunkLength]]);
+    } else if (run) (run[2] as number)++;
+    else this.runs.push([stream, index, 1]);
+  }
+
+  stored(stream: string, bytes: Uint8Array) {
+    this.hasher.add(stream, bytes);
+  }
+
+  /** The run the item at `index` of `stream` continues, if it continues one. */
+  private lastRun(stream: string, index: number): ItemRun | undefined {
+    const run = this.runs[this.runs.length - 1];
+    return run && run[0] === stream && run[1] + runLength(run) === index ? run : undefined;
   }
 
   /** Called once the data files are flushed: the chain never names an item that is not on disk. */
   flush() {
     let text = "";
     if (this.runs.length) {
+      this.hasher.link(this.runs);
       const record: FlushRecord = {
         type: "flush",
         n: this.hasher.count,

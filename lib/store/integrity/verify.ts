@@ -282,16 +282,22 @@ export function verifySession(files: SessionFiles, trust: HostTrust): Verdict {
     if (seal) return broken(`${chain.path} goes on after the seal`);
     if (record.type === "flush") {
       const from = hasher.count;
+      let taken = 0;
       for (const run of record.items) {
         const [stream, first, lengths] = run;
+        // The hashed items start with their stream and index: only plain ones keep them unambiguous.
+        if (typeof stream !== "string" || stream.includes("\0") || !Number.isSafeInteger(first) || first < 0)
+          return broken(`${chain.path} names items as ${JSON.stringify([stream, first])}, which no recorder writes`);
         for (let i = 0; i < runLength(run); i++) {
           const index = first + i;
           const item = items.take(stream, index, Array.isArray(lengths) ? lengths[i] : undefined);
           const name = stream === CHUNKS_TYPE ? `chunk ${index}` : `${stream} ei ${index}`;
-          if ("problem" in item) return broken(`item ${hasher.count} (${name}) ${item.problem}`);
-          hasher.add(stream, index, item.bytes);
+          if ("problem" in item) return broken(`item ${from + taken} (${name}) ${item.problem}`);
+          hasher.add(stream, item.bytes);
+          taken++;
         }
       }
+      hasher.link(record.items);
       if (hasher.count !== record.n || hasher.headHex() !== record.head)
         return broken(`items ${from}–${hasher.count - 1} are not what was recorded (changed in place)`);
       continue;
