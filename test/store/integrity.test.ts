@@ -342,3 +342,18 @@ describe("forward security: the key an intruder finds today cannot rewrite what 
     await expectBroken(dataDir, sid, /started 2 times in the host journal \(re-signed with a later key\)/);
   });
 });
+
+describe("a session an earlier esr chained in the first format (esr-chain-1, a link per item)", () => {
+  // Recorded by the build before format 2 (test/fixtures/chain-format-1): `sh -c 'echo hi; ls /'`.
+  const FIXTURE = join(import.meta.dir, "..", "fixtures", "chain-format-1");
+  const SID = "195944d6-2de5-40d0-9421-051cfaee5dce";
+
+  test("verifies whole, and a change to it is still found", async () => {
+    const v = await verify(copyDataDir(FIXTURE), SID);
+    expect(v.stdout).toMatch(new RegExp(`^${SID}  whole      5 items, sealed `));
+    expect(v.exitCode).toBe(0);
+    const dir = copyDataDir(FIXTURE);
+    editGzipText(join(sessionsDir(dir), `${SID}-0.session.command-events.gz`), (t) => t.replace('"ls"', '"LS"'));
+    await expectBroken(dir, SID, /not what was recorded|damaged|not in/);
+  });
+});

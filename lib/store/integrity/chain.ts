@@ -22,6 +22,13 @@ import { chainFileName, type StoredItemChain } from "../file/session-writer.ts";
 import { writeAll } from "../file/gzip-members.ts";
 
 export const CHAIN_FORMAT = "esr-chain-2";
+/**
+ * The first format, which esr wrote before 2026-12-03 and verify still reads: a link per item,
+ * head_i = SHA-256(head_{i-1} ‖ stream ‖ 0 ‖ index ‖ 0 ‖ stored bytes). Its head_0 names it, so a
+ * session's format is the one whose chain its records match.
+ */
+export const CHAIN_FORMAT_1 = "esr-chain-1";
+export type ChainFormat = typeof CHAIN_FORMAT | typeof CHAIN_FORMAT_1;
 const CHECKPOINT_FORMAT = "esr-checkpoint-1";
 
 /**
@@ -74,14 +81,25 @@ export class ChainHasher {
   private readonly current = new Uint8Array(32);
   count = 0;
 
-  constructor(host: string, sid: string) {
+  constructor(
+    host: string,
+    sid: string,
+    private readonly format: ChainFormat = CHAIN_FORMAT,
+  ) {
     const hasher = new Bun.CryptoHasher("sha256");
-    hasher.update(`${CHAIN_FORMAT}\0${host}\0${sid}`);
+    hasher.update(`${format}\0${host}\0${sid}`);
     this.setHead(hasher);
   }
 
-  /** Bytes a stream stored, in the order stored; any piece at a time. */
-  add(stream: string, bytes: Uint8Array) {
+  /** Bytes a stream stored, in the order stored; any piece at a time (the first format: one whole item, its index). */
+  add(stream: string, bytes: Uint8Array, index = 0) {
+    if (this.format === CHAIN_FORMAT_1) {
+      const item = new Bun.CryptoHasher("sha256");
+      item.update(this.current);
+      item.update(`${stream}\0${index}\0`);
+      item.update(bytes);
+      return this.setHead(item);
+    }
     let hasher = this.streams.get(stream);
     if (!hasher) this.streams.set(stream, (hasher = new Bun.CryptoHasher("sha256")));
     hasher.update(bytes);
@@ -89,6 +107,10 @@ export class ChainHasher {
 
   /** Closes the open link: `items` name what the bytes added since the last link hold. */
   link(items: ItemRun[]) {
+    if (this.format === CHAIN_FORMAT_1) {
+      for (const run of items) this.count += runLength(run);
+      return;
+    }
     const link = new Bun.CryptoHasher("sha256");
     link.update(this.current);
     link.update(JSON.stringify(items));

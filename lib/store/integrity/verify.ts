@@ -7,7 +7,16 @@ import { listSessionIds, SessionFiles } from "../file/session-files.ts";
 import { AuditLog } from "../file/audit-log.ts";
 import { CHUNKS_TYPE } from "../file/session-writer.ts";
 import { EsrError } from "../../errors.ts";
-import { ChainHasher, checkpointMessage, runLength, type ChainRecord, type Checkpoint } from "./chain.ts";
+import {
+  CHAIN_FORMAT,
+  CHAIN_FORMAT_1,
+  ChainHasher,
+  checkpointMessage,
+  runLength,
+  type ChainFormat,
+  type ChainRecord,
+  type Checkpoint,
+} from "./chain.ts";
 import { signatureValid, trustedJournal, type JournalEntry, type TrustedJournal } from "./host-key.ts";
 
 /** "error": the store could not be read to verify (only in the readers' lists, lib/store/verdicts.ts). */
@@ -249,6 +258,14 @@ function gapLimitMs(intervalMs: number): number {
 }
 
 export function verifySession(files: SessionFiles, trust: HostTrust): Verdict {
+  const verdict = verifyChain(files, trust, CHAIN_FORMAT);
+  if (verdict.status !== "broken" || verdict.verified > 0) return verdict;
+  // Nothing matched from the first head on: a session an earlier esr chained in the first format?
+  const legacy = verifyChain(files, trust, CHAIN_FORMAT_1);
+  return legacy.status !== "broken" || legacy.verified > 0 ? legacy : verdict;
+}
+
+function verifyChain(files: SessionFiles, trust: HostTrust, format: ChainFormat): Verdict {
   const sid = files.sid;
   const journalStarts = trust.starts.get(sid) ?? [];
   const journalSeals = trust.seals.get(sid) ?? [];
@@ -266,7 +283,7 @@ export function verifySession(files: SessionFiles, trust: HostTrust): Verdict {
   if (trust.wrongKey) return { sid, status: "wrong-key", verified: 0, detail: trust.wrongKey };
   const { records, damagedLine } = chainRecords(chain.bytes);
   const items = new StoredItems(files);
-  const hasher = new ChainHasher(trust.host, sid);
+  const hasher = new ChainHasher(trust.host, sid, format);
   let verified = 0;
   let start: Checkpoint | undefined;
   let last: Checkpoint | undefined;
@@ -293,7 +310,7 @@ export function verifySession(files: SessionFiles, trust: HostTrust): Verdict {
           const item = items.take(stream, index, Array.isArray(lengths) ? lengths[i] : undefined);
           const name = stream === CHUNKS_TYPE ? `chunk ${index}` : `${stream} ei ${index}`;
           if ("problem" in item) return broken(`item ${from + taken} (${name}) ${item.problem}`);
-          hasher.add(stream, item.bytes);
+          hasher.add(stream, item.bytes, index);
           taken++;
         }
       }
