@@ -11,16 +11,24 @@ export const ls = defineCommand({
     ...dataDirArg,
     ...fromArg,
     json: { type: "boolean", description: "one JSON object per session" },
+    verify: {
+      type: "boolean",
+      default: true,
+      description:
+        "verify each session for the VERIFY column (--no-verify: skip it, `-`; a listing reads every recording)",
+    },
   },
   async run({ args }) {
     if (args._.length) throw new EsrError(`ls: unexpected argument ${JSON.stringify(args._[0])}`, 2);
     const config = cliConfig(process.argv, args["data-dir"]);
     const source = eventSource(config, args);
     const { sessions } = await source.sessions();
-    const verdicts = await shownVerdicts(
-      source,
-      sessions.map((s) => s.sid),
-    );
+    const verdicts = args.verify
+      ? await shownVerdicts(
+          source,
+          sessions.map((s) => s.sid),
+        )
+      : [];
     await source.close();
     if (args.json) {
       for (const [i, s] of sessions.entries()) {

@@ -329,7 +329,7 @@ interface Summary {
 }
 
 function sessionSummary(dataDir: string, sid: string): Summary {
-  const ls = sh([ESR, "ls", "--json", "--data-dir", dataDir])
+  const ls = sh([ESR, "ls", "--json", "--no-verify", "--data-dir", dataDir])
     .trim()
     .split("\n")
     .map((l) => JSON.parse(l));
