@@ -10,33 +10,14 @@
 
 char LICENSE[] SEC("license") = "GPL";
 
-SEC("tp_btf/sys_exit")
-int floor_sys_exit(__u64 *ctx)
-{
-	return 0;
-}
+/* A program at `section` that does nothing. */
+#define FLOOR_PROGRAM(name, section) \
+	SEC(section) int name(void *ctx) { return 0; }
 
-SEC("tp_btf/sched_process_exec")
-int floor_sched_process_exec(__u64 *ctx)
-{
-	return 0;
-}
+FLOOR_PROGRAM(floor_sys_exit, "tp_btf/sys_exit")
+FLOOR_PROGRAM(floor_sched_process_exec, "tp_btf/sched_process_exec")
 
 /* What else the syscall exit could be hooked with, for scripts/bench-hooks.ts. */
-SEC("tp_btf/sys_exit")
-int floor_sys_exit_second(__u64 *ctx)
-{
-	return 0;
-}
-
-SEC("raw_tracepoint/sys_exit")
-int floor_raw_sys_exit(void *ctx)
-{
-	return 0;
-}
-
-SEC("tracepoint/syscalls/sys_exit_openat")
-int floor_sys_exit_openat(void *ctx)
-{
-	return 0;
-}
+FLOOR_PROGRAM(floor_sys_exit_second, "tp_btf/sys_exit")
+FLOOR_PROGRAM(floor_raw_sys_exit, "raw_tracepoint/sys_exit")
+FLOOR_PROGRAM(floor_sys_exit_openat, "tracepoint/syscalls/sys_exit_openat")

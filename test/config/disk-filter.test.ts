@@ -1,21 +1,7 @@
 /** esr.disk_filter: the paths whose read-only opens are filtered, checked where the file and line are known. */
 import { describe, expect, test } from "bun:test";
-import { ConfigError, parseConfig } from "../../lib/config/config.ts";
+import { errorOf, parse } from "../support/config-parse.ts";
 import { encodeIgnoredPrefix } from "../../lib/events/kinds/disk-filter.ts";
-
-function parse(text: string) {
-  return parseConfig([{ name: "f.yaml", text }]);
-}
-
-function errorOf(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof ConfigError) return err.message;
-    throw err;
-  }
-  throw new Error("expected an error");
-}
 
 const withPrefixes = (...items: string[]) =>
   `esr:\n  disk_filter:\n    ignore_path_prefixes:\n${items.map((i) => `      - ${i}\n`).join("")}`;

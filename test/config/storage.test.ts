@@ -2,24 +2,9 @@
 import { describe, expect, test } from "bun:test";
 import { chmodSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { ConfigError, parseConfig } from "../../lib/config/config.ts";
-import { EsrError } from "../../lib/errors.ts";
 import { lookupPassword, parsePgUri } from "../../lib/store/postgres/uri.ts";
+import { errorOf, parse } from "../support/config-parse.ts";
 import { tempDir } from "../support/harness.ts";
-
-function parse(text: string) {
-  return parseConfig([{ name: "f.yaml", text }]);
-}
-
-function errorOf(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof ConfigError || err instanceof EsrError) return err.message;
-    throw err;
-  }
-  throw new Error("expected an error");
-}
 
 describe("teleport.storage", () => {
   test("a list, a single string, the sessions URI and the retention period", () => {

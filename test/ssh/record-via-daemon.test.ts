@@ -395,19 +395,21 @@ describe("esr record without the daemon", () => {
       const disk = ofType(await replayEvents(dataDir, sid), "session.disk").map((e) => e.path);
       expect(disk).toContain("/etc/hostname");
       // Another root_path than the daemon's: its programs do not watch there.
-      const elsewhere = await runEsr([
-        "record",
-        "--config",
-        setup.configFile,
-        "--data-dir",
-        dataDir,
-        "--socket",
-        narrow.socket,
-        "--events",
-        "command",
-        "--",
-        "true",
-      ]);
+      const commandOnly = (config: string, socket: string) =>
+        runEsr([
+          "record",
+          "--config",
+          config,
+          "--data-dir",
+          dataDir,
+          "--socket",
+          socket,
+          "--events",
+          "command",
+          "--",
+          "true",
+        ]);
+      const elsewhere = await commandOnly(setup.configFile, narrow.socket);
       expect(elsewhere.exitCode).toBe(0);
       expect(elsewhere.stderr).toMatch(
         new RegExp(
@@ -421,19 +423,7 @@ describe("esr record without the daemon", () => {
         filteredConfig,
         `${readFileSync(setup.configFile, "utf8").replace(/\n---\n[\s\S]*$/, "\n")}esr:\n  disk_filter:\n    ignore_path_prefixes: [/usr/lib/]\n`,
       );
-      const unfiltered = await runEsr([
-        "record",
-        "--config",
-        filteredConfig,
-        "--data-dir",
-        dataDir,
-        "--socket",
-        setup.socket,
-        "--events",
-        "command",
-        "--",
-        "true",
-      ]);
+      const unfiltered = await commandOnly(filteredConfig, setup.socket);
       expect(unfiltered.exitCode).toBe(0);
       expect(unfiltered.stderr).toMatch(
         /^esr: the esr daemon at \S+ cannot record this session \(its disk filter \(esr.disk_filter: none\) is not this recorder's \(\/usr\/lib\/\)\); loading programs of its own\n/,

@@ -30,14 +30,7 @@ async function commandSession(): Promise<string> {
   return r.sid;
 }
 
-async function rowsOf(query: string, params: unknown[] = []): Promise<Record<string, any>[]> {
-  const sql = pg.admin("esr_audit");
-  try {
-    return await sql.unsafe(query, params);
-  } finally {
-    await sql.close();
-  }
-}
+const rowsOf = (query: string, params: unknown[] = []) => pg.rows(query, params);
 
 const serverId = (dataDir: string) => readFileSync(join(dataDir, "host_uuid"), "utf8").trim();
 

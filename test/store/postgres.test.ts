@@ -40,14 +40,7 @@ async function ship(config: string, dataDir: string) {
   return r;
 }
 
-async function rowsOf(query: string, params: unknown[] = []): Promise<Record<string, any>[]> {
-  const sql = pg.admin("esr_audit");
-  try {
-    return await sql.unsafe(query, params);
-  } finally {
-    await sql.close();
-  }
-}
+const rowsOf = (query: string, params: unknown[] = []) => pg.rows(query, params);
 
 /** Connects as a role with its password, as a person or host would. */
 function as(user: string, password: string): SQL {

@@ -119,6 +119,16 @@ export class TestPostgres {
     return `postgresql://${user}@127.0.0.1:${this.port}/${database}?sslmode=disable&passfile=${this.passFile(user)}`;
   }
 
+  /** The rows of a query on the audit database, as its administrator. */
+  async rows(query: string, params: unknown[] = []): Promise<Record<string, any>[]> {
+    const sql = this.admin("esr_audit");
+    try {
+      return await sql.unsafe(query, params);
+    } finally {
+      await sql.close();
+    }
+  }
+
   admin(database = "postgres"): SQL {
     return new SQL({
       hostname: "127.0.0.1",
