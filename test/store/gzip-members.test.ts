@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { GzipMemberFile, gunzipMembers } from "../../lib/store/file/gzip-members.ts";
 import { tempDir } from "../support/harness.ts";
@@ -39,6 +39,18 @@ describe("GzipMemberFile", () => {
     file.flush();
     expect(readFileSync(path).length).toBe(size);
     file.close();
+  });
+
+  test("the file appears whole (written aside, linked into place); opened again it is appended to, not restarted", () => {
+    const dir = tempDir();
+    const path = join(dir, "f.gz");
+    new GzipMemberFile(path).close();
+    expect(readdirSync(dir)).toEqual(["f.gz"]);
+    const again = new GzipMemberFile(path);
+    again.appendLine("second");
+    again.close();
+    expect(gunzipMembers(readFileSync(path))).toEqual({ text: "second\n" });
+    expect(readdirSync(dir)).toEqual(["f.gz"]);
   });
 
   test("files are created 0600", () => {

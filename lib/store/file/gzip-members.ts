@@ -8,7 +8,8 @@
  * µs and 28.6 B at level 3; level 1: 0.40 µs but 44.6 B). fflate is still what finds member
  * boundaries when reading.
  */
-import { closeSync, fstatSync, openSync, writeSync } from "node:fs";
+import { closeSync, existsSync, linkSync, openSync, unlinkSync, writeFileSync, writeSync } from "node:fs";
+import { basename, dirname, join } from "node:path";
 import { gunzipSync } from "node:zlib";
 import { Gunzip } from "fflate";
 
@@ -75,10 +76,8 @@ export class GzipMemberFile {
     readonly path: string,
     private readonly stored?: (bytes: Uint8Array) => void,
   ) {
+    createWithEmptyMember(path);
     this.fd = openSync(path, "a", 0o600);
-    // A new file starts as an empty member, so that a recorder killed before its first flush
-    // leaves a file zcat reads (an empty file is not a gzip stream to zcat).
-    if (fstatSync(this.fd).size === 0) writeAll(this.fd, EMPTY_MEMBER);
   }
 
   /** Appends bytes (text as UTF-8). */
@@ -109,6 +108,25 @@ export class GzipMemberFile {
 }
 
 const EMPTY_MEMBER = Bun.gzipSync(new Uint8Array(0), { level: LEVEL });
+
+/**
+ * A new file appears already holding an empty member, so that a recorder killed before its first
+ * flush, or between creating the file and writing to it, leaves a file zcat reads (an empty file
+ * is not a gzip stream to zcat). Written aside and linked into place: link never replaces a file.
+ * A kill between the two leaves a dot file, which no reader lists.
+ */
+function createWithEmptyMember(path: string) {
+  if (existsSync(path)) return;
+  const aside = join(dirname(path), `.${basename(path)}.${process.pid}.new`);
+  writeFileSync(aside, EMPTY_MEMBER, { mode: 0o600 });
+  try {
+    linkSync(aside, path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+  } finally {
+    unlinkSync(aside);
+  }
+}
 
 export function writeAll(fd: number, bytes: Uint8Array) {
   for (let off = 0; off < bytes.length;) off += writeSync(fd, bytes, off);
