@@ -131,7 +131,7 @@ static __always_inline void put_exe(struct esr_exec_event *e, struct file *file,
 		at = EXE_AT_MAX;
 	barrier_var(at);
 	at &= 0x3fff;  /* a no-op the verifier can follow (see the argv read) */
-	put_file(&e->exe, &e->data[at], file, task, false);
+	put_file(&e->exe, &e->data[at], file, task, ESR_READS_HELPER);
 }
 
 SEC("tp_btf/sched_process_exec")
@@ -145,7 +145,7 @@ int BPF_PROG(command_exec, struct task_struct *task, pid_t old_pid, struct linux
 	if (!s || !(slot = claim_scratch(s)))
 		return 0;
 	e = &slot->event;
-	fill_header(&e->hdr, session_id);
+	fill_header(&e->hdr, session_id, ESR_READS_HELPER);
 	e->ppid = BPF_CORE_READ(task, real_parent, tgid);
 	e->return_code = 0;
 	e->flags = 0;
@@ -248,7 +248,7 @@ int BPF_PROG(command_exec_failed, struct pt_regs *regs, long ret)
 	if (!s || !(slot = claim_scratch(s)))
 		return 0;
 	e = &slot->event;
-	fill_header(&e->hdr, session_id);
+	fill_header(&e->hdr, session_id, ESR_READS_HELPER);
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	e->ppid = BPF_CORE_READ(task, real_parent, tgid);
 	e->return_code = ret;

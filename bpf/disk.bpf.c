@@ -29,13 +29,13 @@ enum open_call { CALL_NONE, CALL_OPEN, CALL_CREAT, CALL_OPENAT, CALL_OPENAT2 };
  * 32-bit binary must not open files unseen. The ABI is read only for the few candidate numbers,
  * since every syscall of the host comes through here.
  */
-static __always_inline enum open_call open_call_of(struct pt_regs *regs, bool *compat, bool typed)
+static __always_inline enum open_call open_call_of(struct pt_regs *regs, bool *compat, enum esr_reads reads)
 {
 	long nr = SYSCALL_NR(regs);
 
 	if (nr != 2 && nr != 5 && nr != 8 && nr != 85 && nr != 257 && nr != 295 && nr != 437)
 		return CALL_NONE;
-	*compat = syscall_is_compat(typed);
+	*compat = syscall_is_compat(reads >= ESR_READS_TASK);
 	if (*compat)
 		return nr == 5 ? CALL_OPEN : nr == 8 ? CALL_CREAT : nr == 295 ? CALL_OPENAT : nr == 437 ? CALL_OPENAT2 : CALL_NONE;
 	return nr == 2 ? CALL_OPEN : nr == 85 ? CALL_CREAT : nr == 257 ? CALL_OPENAT : nr == 437 ? CALL_OPENAT2 : CALL_NONE;
@@ -43,7 +43,7 @@ static __always_inline enum open_call open_call_of(struct pt_regs *regs, bool *c
 
 #elif defined(__TARGET_ARCH_arm64)
 /* arm64 has neither open(2) nor creat(2). 32-bit (AArch32) tasks are not decoded. */
-static __always_inline enum open_call open_call_of(struct pt_regs *regs, bool *compat, bool typed)
+static __always_inline enum open_call open_call_of(struct pt_regs *regs, bool *compat, enum esr_reads reads)
 {
 	long nr = SYSCALL_NR(regs);
 
@@ -140,7 +140,7 @@ static __always_inline bool prefix_matches(__u32 i, const char *data, __u32 path
  * verifier drops it all.
  */
 static __always_inline bool open_ignored(enum open_call call, const struct esr_open_event *e, struct file *file,
-					 struct task_struct *task, bool typed)
+					 struct task_struct *task, enum esr_reads reads)
 {
 	__u32 path_len = e->file.path_len;
 
@@ -152,9 +152,9 @@ static __always_inline bool open_ignored(enum open_call call, const struct esr_o
 		return false;
 	if (e->file.flags)  /* truncated, deleted, anonymous or outside the namespace: not where its name says */
 		return false;
-	if (BPF_CORE_READ(file, f_mode) & FMODE_WRITE)
+	if ((reads == ESR_READS_CAST ? ESR_CAST(file, struct file)->f_mode : BPF_CORE_READ(file, f_mode)) & FMODE_WRITE)
 		return false;
-	if (ESR_READ(typed, task, files, count.counter) != 1)
+	if (ESR_READ(reads >= ESR_READS_TASK, task, files, count.counter) != 1)
 		return false;
 	barrier_var(path_len);
 	path_len &= ESR_FILE_PATH_MAX - 1;  /* a no-op (put_file keeps it below) the verifier can follow */
@@ -169,14 +169,14 @@ static __always_inline bool open_ignored(enum open_call call, const struct esr_o
 }
 
 /*
- * `typed`: the task is bpf_get_current_task_btf() (Linux 5.11 on), so its descriptor table, mount
- * namespace and ABI are plain loads; without it, helper reads (see ESR_READ). The recorder loads
- * one of the two programs below, whichever the kernel allows.
+ * `reads`: how the task and the opened file are read (enum esr_reads). The recorder loads one of
+ * the three programs below, the cheapest the kernel allows.
  */
-static __always_inline int open_exit(struct pt_regs *regs, long ret, bool typed)
+static __always_inline int open_exit(struct pt_regs *regs, long ret, enum esr_reads reads)
 {
+	bool typed = reads >= ESR_READS_TASK;
 	bool compat = false;
-	enum open_call call = open_call_of(regs, &compat, typed);
+	enum open_call call = open_call_of(regs, &compat, reads);
 	__u64 session_id;
 	struct esr_session *s;
 	struct open_slot *slot;
@@ -198,7 +198,7 @@ static __always_inline int open_exit(struct pt_regs *regs, long ret, bool typed)
 	}
 
 	e = &slot->event;
-	fill_header(&e->hdr, session_id);
+	fill_header(&e->hdr, session_id, reads);
 	e->return_code = ret;
 	e->flags = 0;
 	syscall_args(regs, compat, arg);
@@ -229,10 +229,10 @@ static __always_inline int open_exit(struct pt_regs *regs, long ret, bool typed)
 
 	__builtin_memset(&e->file, 0, sizeof(e->file));
 	if (file) {
-		put_file(&e->file, e->data, file, task, typed);
+		put_file(&e->file, e->data, file, task, reads);
 		e->flags |= ESR_OPEN_RESOLVED;
 		at = e->file.path_len;
-		if (open_ignored(call, e, file, task, typed)) {
+		if (open_ignored(call, e, file, task, reads)) {
 			__sync_fetch_and_add(&s->filtered[ESR_KIND_DISK], 1);
 			release_slot(&slot->claims);
 			return 0;
@@ -253,11 +253,17 @@ static __always_inline int open_exit(struct pt_regs *regs, long ret, bool typed)
 SEC("tp_btf/sys_exit")
 int BPF_PROG(disk_open, struct pt_regs *regs, long ret)
 {
-	return open_exit(regs, ret, false);
+	return open_exit(regs, ret, ESR_READS_HELPER);
 }
 
 SEC("tp_btf/sys_exit")
 int BPF_PROG(disk_open_typed, struct pt_regs *regs, long ret)
 {
-	return open_exit(regs, ret, true);
+	return open_exit(regs, ret, ESR_READS_TASK);
+}
+
+SEC("tp_btf/sys_exit")
+int BPF_PROG(disk_open_cast, struct pt_regs *regs, long ret)
+{
+	return open_exit(regs, ret, ESR_READS_CAST);
 }

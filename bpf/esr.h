@@ -224,6 +224,25 @@ const volatile struct esr_load_config load_config SEC(".rodata.esr") __weak = { 
  */
 #define ESR_READ(typed, src, ...) ((typed) ? ___arrow(src, ##__VA_ARGS__) : BPF_CORE_READ(src, ##__VA_ARGS__))
 
+/*
+ * How a program reads the kernel's objects, from the slowest (every kernel) to the cheapest; each
+ * program that has twins is built once per way, and the recorder loads the cheapest the kernel
+ * allows (lib/kernel/program-set.ts).
+ * - ESR_READS_HELPER: every field with bpf_probe_read_kernel (see ESR_READ);
+ * - ESR_READS_TASK: the current task through bpf_get_current_task_btf (Linux 5.11 on), so its
+ *   descriptor table, mount namespace and ABI are plain loads; a file and its path, reached
+ *   through a descriptor table slot (an array of pointers, which BTF does not type) or through
+ *   container_of(), with helpers;
+ * - ESR_READS_CAST: the file and every dentry and mount of its path as well, made BTF pointers
+ *   with the bpf_rdonly_cast kfunc (Linux 6.2 on): the walk is plain loads but for the names.
+ */
+enum esr_reads { ESR_READS_HELPER, ESR_READS_TASK, ESR_READS_CAST };
+
+extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym __weak;
+
+/* `ptr` as a read-only BTF pointer to `type` (ESR_READS_CAST only). */
+#define ESR_CAST(ptr, type) ((type *)bpf_rdonly_cast((const void *)(ptr), bpf_core_type_id_kernel(type)))
+
 /* Depths a session cgroup may have: bits 0 to ESR_SESSION_LEVELS - 1 of session_levels. */
 #define ESR_SESSION_LEVELS 16
 
@@ -346,22 +365,24 @@ struct task_struct___audit {
 	unsigned int sessionid;
 } __attribute__((preserve_access_index));
 
-static __always_inline __u32 current_audit_session_id(void)
+/* `typed`: read the task through bpf_get_current_task_btf (see ESR_READ). */
+static __always_inline __u32 current_audit_session_id(bool typed)
 {
-	struct task_struct___audit *task = (void *)bpf_get_current_task();
+	struct task_struct___audit *task = typed ? (void *)bpf_get_current_task_btf() : (void *)bpf_get_current_task();
 
 	if (!bpf_core_field_exists(task->sessionid))
 		return 0;
-	return BPF_CORE_READ(task, sessionid);
+	return ESR_READ(typed, task, sessionid);
 }
 
-static __always_inline void fill_header(struct esr_event_header *h, __u64 session_id)
+/* `reads`: how the program reads the kernel's objects (enum esr_reads). */
+static __always_inline void fill_header(struct esr_event_header *h, __u64 session_id, enum esr_reads reads)
 {
 	h->session_id = session_id;
 	h->cgroup_id = bpf_get_current_cgroup_id();
 	h->ktime_ns = bpf_ktime_get_boot_ns();
 	h->pid = bpf_get_current_pid_tgid() >> 32;
-	h->audit_session_id = current_audit_session_id();
+	h->audit_session_id = current_audit_session_id(reads >= ESR_READS_TASK);
 	bpf_get_current_comm(h->comm, sizeof(h->comm));
 }
 
@@ -447,6 +468,32 @@ static __always_inline void release_slot(__u32 *claims)
 	__sync_fetch_and_add(claims, -1);
 }
 
+
+/* A dentry's parent and name pointer, next to each other in struct dentry on every kernel: one read. */
+struct esr_dentry_link {
+	struct dentry *parent;
+	__u64 hash_len;
+	const unsigned char *name;
+};
+
+/* `typed`: d is a BTF pointer (see ESR_READ), so its fields are plain loads. */
+static __always_inline int read_dentry_link(struct esr_dentry_link *link, struct dentry *d, bool typed)
+{
+	__u64 parent_at = bpf_core_field_offset(struct dentry, d_parent);
+
+	if (typed) {
+		link->parent = d->d_parent;
+		link->name = d->d_name.name;
+		return 0;
+	}
+	if (bpf_core_field_offset(struct dentry, d_name.name) == parent_at + __builtin_offsetof(struct esr_dentry_link, name))
+		return bpf_probe_read_kernel(link, sizeof(*link), (void *)d + parent_at);
+	link->parent = BPF_CORE_READ(d, d_parent);
+	link->name = BPF_CORE_READ(d, d_name.name);
+	return 0;
+}
+
+
 /*
  * The file a struct file is, for exec and disk events alike: its device, inode, filesystem and
  * path, the path as prepend_path() builds it for /proc/PID/fd/N but leaf first, as NUL-terminated
@@ -461,71 +508,54 @@ static __always_inline void release_slot(__u32 *claims)
  * `area` must have ESR_FILE_PATH_MAX + ESR_NAME_MAX_Z bytes of room. The write position lives in
  * `out`, not in a register: a value loaded from memory is one the verifier does not track, so the
  * states of every iteration look alike and the walk stays cheap to verify.
+ *
+ * `reads` (a constant at each call, see enum esr_reads): how task and file are read. The exec'd
+ * file is a tp_btf argument and could be typed, but that saves ≈ 0.25 µs per exec and costs
+ * ≈ 15 ms more verification at every start: exec events read it with helpers.
  */
 #define ESR_NAME_MAX_Z 256 /* a dentry name (NAME_MAX 255) and its NUL */
 
-/* A dentry's parent and name pointer, next to each other in struct dentry on every kernel: one read. */
-struct esr_dentry_link {
-	struct dentry *parent;
-	__u64 hash_len;
-	const unsigned char *name;
-};
-
-static __always_inline int read_dentry_link(struct esr_dentry_link *link, struct dentry *d)
+static __always_inline void put_file(struct esr_file *out, char *area, struct file *file, struct task_struct *task, enum esr_reads reads)
 {
-	__u64 parent_at = bpf_core_field_offset(struct dentry, d_parent);
-
-	if (bpf_core_field_offset(struct dentry, d_name.name) == parent_at + __builtin_offsetof(struct esr_dentry_link, name))
-		return bpf_probe_read_kernel(link, sizeof(*link), (void *)d + parent_at);
-	link->parent = BPF_CORE_READ(d, d_parent);
-	link->name = BPF_CORE_READ(d, d_name.name);
-	return 0;
-}
-
-
-/*
- * `task_typed`: task is a BTF pointer (see ESR_READ), so its mount namespace is plain loads. The
- * file and the walk are read with helpers whoever calls: a file read from a descriptor table slot is
- * not typed (the table is an array of pointers, which BTF does not type), the walk reaches its
- * pointers through container_of() when it leaves a mount, and typing the exec'd file (a tp_btf
- * argument) saves ≈ 0.25 µs per exec but costs ≈ 15 ms more verification at every start.
- */
-static __always_inline void put_file(struct esr_file *out, char *area, struct file *file, struct task_struct *task, bool task_typed)
-{
-	struct dentry *d = BPF_CORE_READ(file, f_path.dentry);
-	struct vfsmount *vfsmnt = BPF_CORE_READ(file, f_path.mnt);
+	bool typed = reads == ESR_READS_CAST;
 	__u64 mnt_off = bpf_core_field_offset(struct mount, mnt);
-	struct mount *mnt = (struct mount *)((unsigned long)vfsmnt - mnt_off);
-	struct dentry *mnt_root = BPF_CORE_READ(vfsmnt, mnt_root);
-	struct mount *ns_root = ESR_READ(task_typed, task, nsproxy, mnt_ns, root);
-	struct inode *inode = BPF_CORE_READ(file, f_inode);
-	struct super_block *sb = BPF_CORE_READ(inode, i_sb);
 	struct esr_dentry_link link;
 	bool done = false;
 
+	if (typed)
+		file = ESR_CAST(file, struct file);
+
+	struct dentry *d = ESR_READ(typed, file, f_path.dentry);
+	struct vfsmount *vfsmnt = ESR_READ(typed, file, f_path.mnt);
+	struct mount *mnt = typed ? ESR_CAST((void *)vfsmnt - mnt_off, struct mount) : (struct mount *)((void *)vfsmnt - mnt_off);
+	struct dentry *mnt_root = ESR_READ(typed, vfsmnt, mnt_root);
+	struct mount *ns_root = ESR_READ(reads >= ESR_READS_TASK, task, nsproxy, mnt_ns, root);
+	struct inode *inode = ESR_READ(typed, file, f_inode);
+	struct super_block *sb = ESR_READ(typed, inode, i_sb);
+
 	out->path_len = 0;
 	out->flags = 0;
-	out->ino = BPF_CORE_READ(inode, i_ino);
-	out->dev = BPF_CORE_READ(sb, s_dev);
-	if (bpf_probe_read_kernel_str(out->fs_type, sizeof(out->fs_type), BPF_CORE_READ(sb, s_type, name)) <= 0)
+	out->ino = ESR_READ(typed, inode, i_ino);
+	out->dev = ESR_READ(typed, sb, s_dev);
+	if (bpf_probe_read_kernel_str(out->fs_type, sizeof(out->fs_type), ESR_READ(typed, sb, s_type, name)) <= 0)
 		out->fs_type[0] = 0;
 	if (!d || !vfsmnt) {
 		out->flags |= ESR_FILE_TRUNCATED;
 		return;
 	}
-	if (BPF_CORE_READ(inode, i_nlink) == 0)
+	if (ESR_READ(typed, inode, i_nlink) == 0)
 		out->flags |= ESR_FILE_DELETED;
 	for (int i = 0; i < ESR_FILE_WALK_STEPS; i++) {
-		if (read_dentry_link(&link, d))
+		if (read_dentry_link(&link, d, typed))
 			break;
 		if (!(out->flags & ESR_FILE_OUTSIDE_NAMESPACE) && d == mnt_root) {
-			struct mount *up = BPF_CORE_READ(mnt, mnt_parent);
+			struct mount *up = ESR_READ(typed, mnt, mnt_parent);
 
 			if (up && up != mnt) {
-				d = BPF_CORE_READ(mnt, mnt_mountpoint);
+				d = ESR_READ(typed, mnt, mnt_mountpoint);
 				mnt = up;
-				vfsmnt = (struct vfsmount *)((void *)up + mnt_off);
-				mnt_root = BPF_CORE_READ(vfsmnt, mnt_root);
+				vfsmnt = typed ? &up->mnt : (struct vfsmount *)((void *)up + mnt_off);
+				mnt_root = ESR_READ(typed, vfsmnt, mnt_root);
 				continue;
 			}
 			if (mnt == ns_root) {
@@ -549,7 +579,7 @@ static __always_inline void put_file(struct esr_file *out, char *area, struct fi
 			break;
 		out->path_len = len + n;
 		if (d == link.parent) {  /* a pseudo or disconnected dentry: nothing above it */
-			if (BPF_CORE_READ(d, d_op, d_dname))
+			if (ESR_READ(typed, d, d_op, d_dname))
 				out->flags |= ESR_FILE_ANONYMOUS;
 			done = true;
 			break;

@@ -101,7 +101,7 @@ static __always_inline void record_task_socket(const struct sock *sk, enum esr_n
 	if (!s)
 		return;
 	__builtin_memset(&e, 0, sizeof(e));
-	fill_header(&e.hdr, session_id);
+	fill_header(&e.hdr, session_id, ESR_READS_HELPER);
 	e.operation = operation;
 	if (operation == ESR_NETWORK_CONNECT) {
 		put_addresses(&e, sk, true, false);

@@ -32,11 +32,11 @@ export interface ProgramSetOptions {
    */
   ancestorHelper?: boolean;
   /**
-   * Whether programs that have a `_typed` twin load it (true): it reads the current task through
-   * bpf_get_current_task_btf, with plain loads instead of helper calls (bpf/esr.h ESR_READ).
-   * Default: where the kernel allows it.
+   * How programs that have twins read the kernel's objects (bpf/esr.h enum esr_reads): the twin
+   * of that way is loaded, or the next slower one a program has. Default: the cheapest way the
+   * kernel allows.
    */
-  typedTask?: boolean;
+  reads?: KernelReads;
   /**
    * Paths (esr.disk_filter.ignore_path_prefixes, checked by the config) whose read-only opens the
    * disk program counts as filtered instead of recording; none by default.
@@ -72,8 +72,8 @@ export class ProgramSet {
     readonly attached: AttachedProgram[],
     /** How the programs find a task's session (see ProgramSetOptions.ancestorHelper). */
     readonly ancestorHelper: boolean,
-    /** Which twin of a program with a `_typed` variant is loaded (see ProgramSetOptions.typedTask). */
-    readonly typedTask: boolean,
+    /** Which twins of programs that have them are loaded (see ProgramSetOptions.reads). */
+    readonly reads: KernelReads,
   ) {}
 
   /** Loads the object with the programs of `opts.kinds` enabled, and attaches them. */
@@ -85,8 +85,8 @@ export class ProgramSet {
     clearLibbpfLog();
     const obj = checkPtr(bpf.bpf_object__open_mem(image, image.length, null), "cannot open the BPF object");
     const ancestorHelper = opts.ancestorHelper ?? helperAllowed(BPF_FUNC_get_current_ancestor_cgroup_id);
-    const typedTask = opts.typedTask ?? helperAllowed(BPF_FUNC_get_current_task_btf);
-    const set = new ProgramSet(obj, [], -1, -1, new Map(), [], ancestorHelper, typedTask);
+    const reads = opts.reads ?? cheapestReads();
+    const set = new ProgramSet(obj, [], -1, -1, new Map(), [], ancestorHelper, reads);
     try {
       for (const map of maps(obj)) {
         const name = cString(bpf.bpf_map__name(map));
@@ -107,12 +107,13 @@ export class ProgramSet {
       }
       const enabled: { prog: Pointer; name: string; kind: EventKind }[] = [];
       const all = [...programs(obj)].map((prog) => ({ prog, name: cString(bpf.bpf_program__name(prog)) }));
-      const names = new Set(all.map((p) => p.name));
+      const chosen = twinsToLoad(
+        all.map((p) => p.name),
+        reads,
+      );
       for (const { prog, name } of all) {
         const kind = kindOf(name);
-        // Of a pair `x` / `x_typed`, one is loaded: the same hook, two ways of reading the task.
-        const twin = name.endsWith(TYPED_SUFFIX) ? typedTask : !(typedTask && names.has(name + TYPED_SUFFIX));
-        const load = wanted.has(kind) && twin;
+        const load = wanted.has(kind) && chosen.has(name);
         check(bpf.bpf_program__set_autoload(prog, load), "cannot select the BPF programs");
         if (load) enabled.push({ prog, name, kind });
       }
@@ -237,8 +238,59 @@ const BPF_PROG_TYPE_RAW_TRACEPOINT = 17;
 const BPF_FUNC_get_current_ancestor_cgroup_id = 123; // Linux 5.14 on, or a backport
 
 const BPF_FUNC_get_current_task_btf = 158; // Linux 5.11 on
-/** Name suffix of a program's variant that reads the task through bpf_get_current_task_btf. */
-const TYPED_SUFFIX = "_typed";
+
+/**
+ * The ways a program can read the kernel's objects (bpf/esr.h enum esr_reads), slowest first, and
+ * the name suffix of a program's twin built for each: `helper` works everywhere, `task` reads the
+ * current task with plain loads (bpf_get_current_task_btf, Linux 5.11 on), `cast` a file and its
+ * path too (the bpf_rdonly_cast kfunc, Linux 6.2 on).
+ */
+const READS = [
+  { reads: "helper", suffix: "" },
+  { reads: "task", suffix: "_typed" },
+  { reads: "cast", suffix: "_cast" },
+] as const;
+export type KernelReads = (typeof READS)[number]["reads"];
+
+/** The cheapest way this kernel lets programs read its objects: asked from the kernel, never guessed from its version. */
+function cheapestReads(): KernelReads {
+  if (!helperAllowed(BPF_FUNC_get_current_task_btf)) return "helper";
+  return kernelHasFunction("bpf_rdonly_cast") ? "cast" : "task";
+}
+
+/**
+ * Of each program's twins (`x`, `x_typed`, `x_cast`), the one to load: that of `reads`, or the
+ * next slower one the program has. A program without twins is its own.
+ */
+export function twinsToLoad(names: readonly string[], reads: KernelReads): Set<string> {
+  const rank = READS.findIndex((r) => r.reads === reads);
+  const baseOf = (name: string) => {
+    const twin = READS.find((r) => r.suffix && name.endsWith(r.suffix));
+    return twin ? name.slice(0, -twin.suffix.length) : name;
+  };
+  const chosen = new Set<string>();
+  for (const base of new Set(names.map(baseOf))) {
+    const twin = READS.slice(0, rank + 1)
+      .reverse()
+      .map((r) => base + r.suffix)
+      .find((name) => names.includes(name));
+    if (twin) chosen.add(twin);
+  }
+  return chosen;
+}
+
+/**
+ * Whether the kernel's BTF names a function (a kfunc such as bpf_rdonly_cast): its name among the
+ * BTF strings, which hold only the names of the kernel's types, functions and their members. No
+ * BTF, no kfuncs.
+ */
+function kernelHasFunction(name: string): boolean {
+  try {
+    return readFileSync("/sys/kernel/btf/vmlinux").includes(`\0${name}\0`);
+  } catch {
+    return false;
+  }
+}
 
 /**
  * Whether tracing programs may call a helper: the kernel is asked by loading a probe program,

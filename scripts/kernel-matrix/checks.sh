@@ -71,12 +71,15 @@ else
   fail check "exit $status: $(grep -v '^ok' "$WORK/check.out" | head -3 | tr '\n' ' ')"
 fi
 echo "esr-matrix: session filter: $(sed -n 's/^ok *session filter *//p' "$WORK/check.out")"
-# Disk events read the task with plain loads where bpf_get_current_task_btf exists (Linux 5.11 on),
-# with helper reads before: each kernel must have loaded the twin it allows.
+# Disk events read the file and its path with plain loads where bpf_rdonly_cast exists (Linux 6.2
+# on), the task where bpf_get_current_task_btf exists (5.11 on), with helper reads before: each
+# kernel must have loaded the cheapest twin it allows.
 disk_hook=$(sed -n 's/^ok *disk hook *//p' "$WORK/check.out")
 release=$(uname -r)
 major=${release%%.*} minor=${release#*.} minor=${minor%%.*}
-if [ "$major" -gt 5 ] || { [ "$major" -eq 5 ] && [ "$minor" -ge 11 ]; }; then want=disk_open_typed; else want=disk_open; fi
+if [ "$major" -gt 6 ] || { [ "$major" -eq 6 ] && [ "$minor" -ge 2 ]; }; then want=disk_open_cast
+elif [ "$major" -gt 5 ] || { [ "$major" -eq 5 ] && [ "$minor" -ge 11 ]; }; then want=disk_open_typed
+else want=disk_open; fi
 case "$disk_hook" in
 *"($want)"*) pass "disk-twin" ;;
 *) fail "disk-twin" "expected $want on $release: $disk_hook" ;;

@@ -1,9 +1,10 @@
 /**
- * disk_open has two twins at the same hook (bpf/disk.bpf.c): one reads the current task through
- * bpf_get_current_task_btf with plain loads (Linux 5.11 on), one with helper reads (5.8–5.10). The
- * recorder loads the first where the kernel allows it; this kernel allows both, so both are loaded
- * here, one after the other, and must name the same files the same way: the kernel matrix runs
- * only the helper twin on 5.10 and only the typed one on newer kernels.
+ * disk_open has three twins at the same hook (bpf/disk.bpf.c, enum esr_reads in bpf/esr.h): one
+ * reads the current task and the opened file's path with helper reads (5.8–5.10), one the task
+ * with plain loads through bpf_get_current_task_btf (5.11 on), one the file and its path too,
+ * made BTF pointers with bpf_rdonly_cast (6.2 on). The recorder loads the cheapest the kernel
+ * allows; this kernel allows all three, so each is loaded here, one after the other, and all
+ * must name the same files the same way: the kernel matrix runs each kernel's own twin only.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { linkSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
@@ -11,7 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CgroupSlice, prepareCgroupRoot, slicesParent } from "../../lib/sys/cgroup-slice.ts";
 import { diskKind, type KernelOpen } from "../../lib/events/kinds/disk.ts";
-import { ProgramSet } from "../../lib/kernel/program-set.ts";
+import { ProgramSet, twinsToLoad, type KernelReads } from "../../lib/kernel/program-set.ts";
 import { RingReader } from "../../lib/kernel/ring-reader.ts";
 
 const root = { cgroupPath: "/cgroup2", rootPath: `/esr-test-typed-${process.pid}` };
@@ -34,17 +35,17 @@ afterAll(() => {
  * The opens a shell makes in a recorded slice, decoded: a plain file, through a symlink, through
  * /proc/self/fd, a hard link, a file deleted while open, a failed open, a pipe.
  */
-async function opensWith(typedTask: boolean): Promise<{ attached: string[]; opens: KernelOpen[] }> {
+async function opensWith(reads: KernelReads): Promise<{ attached: string[]; opens: KernelOpen[] }> {
   prepareCgroupRoot(root);
   const programs = ProgramSet.load({
     kinds: ["disk"],
     sessionLevels: [2],
     bufferPages: { command: 8, disk: 64, network: 8 },
-    typedTask,
+    reads,
   });
   const records: KernelOpen[] = [];
   const reader = new RingReader(programs.ringFds.get("disk")!, (bytes) => records.push(diskKind.decode(bytes)));
-  const slice = await CgroupSlice.create(root, `typed-${typedTask}`);
+  const slice = await CgroupSlice.create(root, `reads-${reads}`);
   writeFileSync(join(dir, "gone"), "x");
   try {
     programs.addSession(slice.id, ["disk"]);
@@ -80,18 +81,34 @@ function named(o: KernelOpen) {
   };
 }
 
-describe("disk_open's typed and helper twins", () => {
-  test("each loads its own twin, and both name every file the same way", async () => {
-    const typed = await opensWith(true);
-    const helper = await opensWith(false);
-    expect(typed.attached).toEqual(["disk_open_typed"]);
+describe("disk_open's twins", () => {
+  test("each way of reading loads its own twin, and all three name every file the same way", async () => {
+    const cast = await opensWith("cast");
+    const task = await opensWith("task");
+    const helper = await opensWith("helper");
+    expect(cast.attached).toEqual(["disk_open_cast"]);
+    expect(task.attached).toEqual(["disk_open_typed"]);
     expect(helper.attached).toEqual(["disk_open"]);
     const ours = (r: KernelOpen[]) =>
       r.filter((o) => o.requestedPath.includes(dir) || o.requestedPath.startsWith("/proc/self/fd"));
-    const a = ours(typed.opens).map(named);
-    const b = ours(helper.opens).map(named);
+    const a = ours(helper.opens).map(named);
     // Deleted file, symlink, hard link, failed and pipe opens: a run that saw none would prove nothing.
     expect(a.length).toBeGreaterThanOrEqual(7);
-    expect(a).toEqual(b);
+    expect(ours(task.opens).map(named)).toEqual(a);
+    expect(ours(cast.opens).map(named)).toEqual(a);
+  });
+
+  test("a way a program has no twin for loads its next slower twin; a program without twins is its own", () => {
+    const names = [
+      "disk_open",
+      "disk_open_typed",
+      "disk_open_cast",
+      "command_exec",
+      "command_exit_typed",
+      "command_exit",
+    ];
+    expect([...twinsToLoad(names, "cast")].sort()).toEqual(["command_exec", "command_exit_typed", "disk_open_cast"]);
+    expect([...twinsToLoad(names, "task")].sort()).toEqual(["command_exec", "command_exit_typed", "disk_open_typed"]);
+    expect([...twinsToLoad(names, "helper")].sort()).toEqual(["command_exec", "command_exit", "disk_open"]);
   });
 });
