@@ -3,7 +3,7 @@ import { existsSync, realpathSync } from "node:fs";
 import { release } from "node:os";
 import { EVENT_KINDS, type EsrConfig } from "../config/config.ts";
 import { EsrError, errorMessage } from "../errors.ts";
-import { libbpf } from "../kernel/libbpf.ts";
+import { NO_RING_BUFFERS, ringBuffersAvailable } from "../kernel/libbpf.ts";
 import { KernelTracer } from "../kernel/tracer.ts";
 import { sshdChecks, type SshdCheckOptions } from "./sshd-checks.ts";
 import { ESR_SYSTEMD_SLICE, systemdBooted } from "../sys/systemd.ts";
@@ -47,18 +47,10 @@ function rootItem(): CheckItem {
   };
 }
 
-const BPF_MAP_TYPE_RINGBUF = 27;
-
 /** Asks the kernel (it needs root): a distribution kernel may have ring buffers backported, or not. */
 function ringBufferItem(): CheckItem {
-  const ok = libbpf().libbpf_probe_bpf_map_type(BPF_MAP_TYPE_RINGBUF, null) === 1;
-  return {
-    name: "ring buffer",
-    ok,
-    detail: ok
-      ? "BPF ring buffers available"
-      : "this kernel cannot create BPF ring buffers (BPF_MAP_TYPE_RINGBUF, Linux 5.8+): boot a newer kernel",
-  };
+  const ok = ringBuffersAvailable();
+  return { name: "ring buffer", ok, detail: ok ? "BPF ring buffers available" : NO_RING_BUFFERS };
 }
 
 /** The requirements in order; past a failed one, the next cannot be asked. */
@@ -68,9 +60,13 @@ function requirementItems(): CheckItem[] {
   return items;
 }
 
-/** Throws the first unmet requirement, as one line. */
+/**
+ * Throws the first unmet requirement, as one line. Ring buffers are asked of the kernel where
+ * programs are loaded (ProgramSet.load): a recorder whose session a running daemon records needs
+ * neither libbpf nor the probe.
+ */
 export function requireRecordingHost() {
-  for (const item of requirementItems()) if (!item.ok) throw new EsrError(item.detail);
+  for (const item of [kernelItem(), btfItem(), rootItem()]) if (!item.ok) throw new EsrError(item.detail);
 }
 
 /**

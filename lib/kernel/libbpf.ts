@@ -89,6 +89,15 @@ export function libbpf(): Libbpf {
   return loaded;
 }
 
+const BPF_MAP_TYPE_RINGBUF = 27;
+export const NO_RING_BUFFERS =
+  "this kernel cannot create BPF ring buffers (BPF_MAP_TYPE_RINGBUF, Linux 5.8+): boot a newer kernel";
+
+/** Asks the kernel (it needs root): a distribution kernel may have ring buffers backported, or not. */
+export function ringBuffersAvailable(): boolean {
+  return libbpf().libbpf_probe_bpf_map_type(BPF_MAP_TYPE_RINGBUF, null) === 1;
+}
+
 /** The most recent libbpf warnings, one line, for an error message. */
 export function libbpfLogSummary(): string {
   const interesting = logTail.filter((l) => /error|fail|invalid|denied|not found|unknown/i.test(l));

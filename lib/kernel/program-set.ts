@@ -10,7 +10,17 @@ import { toArrayBuffer, type Pointer } from "bun:ffi";
 import { KINDS, EVENT_KINDS, kindNamed, noLoss, type EventKind } from "../events/kinds/index.ts";
 import { bpfObject } from "./embedded.ts";
 import { EsrError } from "../errors.ts";
-import { check, checkPtr, clearLibbpfLog, cString, libbpf, libbpfLogSummary, refusedProgram } from "./libbpf.ts";
+import {
+  check,
+  checkPtr,
+  clearLibbpfLog,
+  cString,
+  libbpf,
+  libbpfLogSummary,
+  NO_RING_BUFFERS,
+  refusedProgram,
+  ringBuffersAvailable,
+} from "./libbpf.ts";
 import { strerror } from "../sys/libc.ts";
 import { SESSION_VALUE_SIZE, decodeSessionValue, encodeSessionValue, type SessionCounts } from "./session-map.ts";
 import { esr_ignore_prefix, esr_load_config } from "../events/kinds/kernel-layout.generated.ts";
@@ -79,6 +89,7 @@ export class ProgramSet {
   /** Loads the object with the programs of `opts.kinds` enabled, and attaches them. */
   static load(opts: ProgramSetOptions): ProgramSet {
     const bpf = libbpf();
+    if (!ringBuffersAvailable()) throw new EsrError(NO_RING_BUFFERS);
     const cpus = check(bpf.libbpf_num_possible_cpus(), "cannot count CPUs");
     const wanted = new Set(opts.kinds);
     const image = readFileSync(bpfObject);
