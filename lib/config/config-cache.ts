@@ -1,7 +1,8 @@
 /**
- * Parsed configs kept by content, so that a short command (esr record, every login's recorder)
- * skips the YAML parser when its config has not changed: one file per config in /run/esr/config
- * (tmpfs, gone at boot), named by the SHA-256 of everything the parse depends on.
+ * Parsed configs kept by content, so that a short command skips the YAML parser when its config
+ * has not changed (importing and running it was ≈ 14 of the ≈ 60 ms of `esr record -- true`
+ * through a daemon): one file per config in /run/esr/config (tmpfs, gone at boot), named by the
+ * SHA-256 of everything the parse depends on.
  *
  * Only root reads or writes it, and only files that nobody but root can have written: a cached
  * config decides what is recorded, so an entry anyone else could plant or edit is ignored. Any
