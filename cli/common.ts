@@ -1,6 +1,7 @@
 /** Options several commands share, and how they turn into a configuration. */
 import { existsSync, statSync, type Stats } from "node:fs";
 import { isAbsolute, resolve } from "node:path";
+import { defaultCacheDir } from "../lib/config/config-cache.ts";
 import { ConfigError, defaultConfig, loadConfig, type EsrConfig } from "../lib/config/config.ts";
 import { EsrError } from "../lib/errors.ts";
 import { FileEventSource } from "../lib/store/file/file-store.ts";
@@ -82,10 +83,11 @@ function checkConfigFile(name: string) {
 export function cliConfig(rawArgs: string[], dataDir?: string): EsrConfig {
   const files = repeated(rawArgs, "config");
   for (const file of files) checkConfigFile(file);
+  const options = { cacheDir: defaultCacheDir() };
   const config = files.length
-    ? loadConfig(files)
+    ? loadConfig(files, options)
     : existsSync(DEFAULT_CONFIG_FILE)
-      ? loadConfig([DEFAULT_CONFIG_FILE])
+      ? loadConfig([DEFAULT_CONFIG_FILE], options)
       : defaultConfig();
   if (dataDir) config.dataDir = isAbsolute(dataDir) ? dataDir : resolve(dataDir);
   return config;
