@@ -22,7 +22,7 @@ import {
   verify,
 } from "../support/tamper.ts";
 import { ChainHasher, checkpointMessage, runLength, type ChainRecord } from "../../lib/store/integrity/chain.ts";
-import { HostKey } from "../../lib/store/integrity/host-key.ts";
+import { HostKey, lastJournalEpoch } from "../../lib/store/integrity/host-key.ts";
 
 /** Checkpoints every second, a new key epoch every second: a test sees several of each. */
 const FAST = `esr:\n  integrity:\n    checkpoint_interval: 1s\n    epoch_length: 1s\n`;
@@ -359,5 +359,30 @@ describe("a session an earlier esr chained in the first format (esr-chain-1, a l
     const dir = copyDataDir(FIXTURE);
     editGzipText(join(sessionsDir(dir), `${SID}-0.session.command-events.gz`), (t) => t.replace('"ls"', '"LS"'));
     await expectBroken(dir, SID, /not what was recorded|damaged|not in/);
+  });
+});
+
+describe("the host key reads only the journal's end (it grows by a line per session)", () => {
+  const journal = (text: string) => {
+    const path = join(tempDir(), "journal");
+    writeFileSync(path, text);
+    return path;
+  };
+  const line = (epoch: number, pad = 0) => `${JSON.stringify({ epoch, pad: "x".repeat(pad) })}\n`;
+
+  test("the last line's epoch, however long the journal and its lines; a last line cut short is left out", () => {
+    const many = Array.from({ length: 5000 }, (_, i) => line(i)).join("");
+    expect(lastJournalEpoch(journal(many))).toBe(4999);
+    expect(lastJournalEpoch(journal(many + '{"epoch":5000,"pu'))).toBe(4999);
+    // Lines longer than the first read of the end, and a journal of one line, read further back.
+    expect(lastJournalEpoch(journal(line(0) + line(1, 9000) + line(2, 20000)))).toBe(2);
+    expect(lastJournalEpoch(journal(line(7, 50000)))).toBe(7);
+    expect(lastJournalEpoch(journal(line(7, 50000) + '{"epoch":8'))).toBe(7);
+  });
+
+  test("none: no file, an empty one, or only a line cut short", () => {
+    expect(lastJournalEpoch(join(tempDir(), "missing"))).toBe(-1);
+    expect(lastJournalEpoch(journal(""))).toBe(-1);
+    expect(lastJournalEpoch(journal('{"epoch":0,"pub"'))).toBe(-1);
   });
 });

@@ -13,7 +13,7 @@
  * reads it afresh for every signature: no process keeps a seed that the files no longer hold.
  */
 import { createHash, createPrivateKey, createPublicKey, randomBytes, sign, verify, type KeyObject } from "node:crypto";
-import { closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync } from "node:fs";
+import { closeSync, existsSync, fstatSync, fsyncSync, openSync, readFileSync, readSync, renameSync } from "node:fs";
 import { join } from "node:path";
 import { EsrError, errorMessage } from "../../errors.ts";
 import { withFileLock } from "../../sys/libc.ts";
@@ -237,8 +237,7 @@ export class HostKey {
     }
     if (state.format !== KEY_FORMAT || state.host !== this.host)
       throw new EsrError(`${file} is not this host's key (host ${JSON.stringify(state.host)}, expected ${this.host})`);
-    const journal = readJournalFile(join(this.dir, JOURNAL_FILE));
-    if ((journal.at(-1)?.epoch ?? -1) < state.epoch)
+    if (lastJournalEpoch(join(this.dir, JOURNAL_FILE)) < state.epoch)
       appendDurably(join(this.dir, JOURNAL_FILE), `${JSON.stringify(state.entry)}\n`);
     return state;
   }
@@ -307,12 +306,30 @@ function appendDurably(path: string, text: string) {
   }
 }
 
-/** The journal's lines as written; a last line cut short by a crash is left out. */
-function readJournalFile(path: string): JournalEntry[] {
-  if (!existsSync(path)) return [];
-  const lines = readFileSync(path, "utf8").split("\n");
-  lines.pop();
-  return lines.map((line) => JSON.parse(line) as JournalEntry);
+/**
+ * The epoch of the journal's last line as written (-1: none; a last line cut short by a crash is
+ * left out), read from the file's end: the journal grows by a line per session, and this runs at
+ * every signature.
+ */
+export function lastJournalEpoch(path: string): number {
+  if (!existsSync(path)) return -1;
+  const fd = openSync(path, "r");
+  try {
+    const size = fstatSync(fd).size;
+    for (let tail = 4096; ; tail *= 4) {
+      const start = Math.max(0, size - tail);
+      const bytes = Buffer.alloc(size - start);
+      readSync(fd, bytes, 0, bytes.length, start);
+      const end = bytes.lastIndexOf(0x0a);
+      const begin = end < 0 ? -1 : end === 0 ? 0 : bytes.lastIndexOf(0x0a, end - 1) + 1;
+      // A line wholly inside what was read, or the file's first: else read further back.
+      if (begin > 0 || (start === 0 && end >= 0))
+        return (JSON.parse(bytes.subarray(begin, end).toString("utf8")) as JournalEntry).epoch;
+      if (start === 0) return -1;
+    }
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /** What a verifier knows from a journal checked against a root public key. */
