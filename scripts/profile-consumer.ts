@@ -12,7 +12,6 @@ import { appendFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { diskKind, type KernelOpen } from "../lib/events/kinds/disk.ts";
-import { JsonBytes } from "../lib/events/json-bytes.ts";
 import { ProgramSet } from "../lib/kernel/program-set.ts";
 import { RingReader } from "../lib/kernel/ring-reader.ts";
 import { CgroupSlice, prepareCgroupRoot, slicesParent } from "../lib/sys/cgroup-slice.ts";
@@ -122,12 +121,6 @@ async function main() {
     "JSON.stringify",
     perCall(n, (i) => (sink = JSON.stringify(events[i]))),
   );
-  const bytes = new JsonBytes(1 << 20);
-  const encodeOne = (i: number) => {
-    if (bytes.used > 1 << 19) bytes.used = 0;
-    diskKind.encode(bytes, id, i, recs[i]!, time);
-  };
-  row("its bytes, without the object (diskKind.encode)", perCall(n, encodeOne));
   row(
     "dispatch: the event's Date from ktime (BigInt)",
     perCall(n, (i) => (sink = new Date(Number((recs[i]!.ktimeNs + 1_700_000_000_000_000_000n) / 1_000_000n)))),
@@ -170,16 +163,7 @@ async function main() {
     }),
   );
   row(
-    "all of it, as the recorder does: decode + encode + writeEncoded",
-    perCall(n, (i) => {
-      const rec = diskKind.decode(raw[i]!) as KernelOpen;
-      const ei = writer.index();
-      writer.writeEncoded("session.disk", ei, (out) => diskKind.encode(out, id, ei, rec, time));
-      if (++written % flushEvery === 0) writer.flush();
-    }),
-  );
-  row(
-    "all of it, with the object: decode + build + write",
+    "all of it, as the recorder does: decode + build + write",
     perCall(n, (i) => {
       const rec = diskKind.decode(raw[i]!) as KernelOpen;
       writer.write(diskKind.build(id, writer.index(), rec, time));

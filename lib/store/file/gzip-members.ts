@@ -10,8 +10,6 @@
  */
 import { closeSync, existsSync, linkSync, openSync, unlinkSync, writeFileSync, writeSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
-import { gunzipSync } from "node:zlib";
-import { Gunzip } from "fflate";
 
 const LEVEL = 2;
 /**
@@ -167,6 +165,9 @@ export function countLines(bytes: Uint8Array): { lines: number; error?: string }
 
 /** Hands each intact member, decompressed, to `use`; returns why it stopped early, if it did. */
 function forEachMember(bytes: Uint8Array, use: (member: Buffer) => void): string | undefined {
+  // Required here, not imported: only readers need them, and loading both costs a recorder's start ≈ 6.5 ms.
+  const { gunzipSync } = require("node:zlib") as typeof import("node:zlib");
+  const { Gunzip } = require("fflate") as typeof import("fflate");
   const starts = new Set<number>([0]);
   const scanner = new Gunzip(() => {});
   scanner.onmember = (offset) => starts.add(offset);
