@@ -90,6 +90,25 @@ describe("gunzipMembers", () => {
   });
 });
 
+test("counting the lines of a large file holds one member at a time, not the file (an esr ls of large sessions was killed at 24 GB)", () => {
+  // 512 members of 256 KiB: 128 MiB of lines in ≈ 0.5 MiB of gzip. Peak RSS of a process of its own.
+  const script = `
+    const { countLines } = await import(${JSON.stringify(join(import.meta.dir, "../../lib/store/file/gzip-members.ts"))});
+    const member = Bun.gzipSync(Buffer.from(("x".repeat(1023) + "\\n").repeat(256)), { level: 2 });
+    const file = Buffer.concat(Array.from({ length: 512 }, () => member));
+    const before = process.resourceUsage().maxRSS;
+    const { lines, error } = countLines(file);
+    console.log(JSON.stringify({ lines, error, grewKiB: process.resourceUsage().maxRSS - before }));
+  `;
+  const r = Bun.spawnSync([process.execPath, "-e", script], { stderr: "pipe" });
+  expect(r.stderr.toString()).toBe("");
+  const out = JSON.parse(r.stdout.toString());
+  expect(out).toMatchObject({ lines: 512 * 256 });
+  expect(out.error).toBeUndefined();
+  // Less than the file: it was never held whole (before the fix: ≈ 245 MiB; now ≈ 52, the members' garbage).
+  expect(out.grewKiB).toBeLessThan(96 * 1024);
+});
+
 test("fuzz: random damage never throws and never invents events", () => {
   const { bytes } = writeMembers(20);
   const full = gunzipMembers(bytes).text;

@@ -163,6 +163,8 @@ export function countLines(bytes: Uint8Array): { lines: number; error?: string }
   return error === undefined ? { lines } : { lines, error };
 }
 
+const SCAN_SLICE = 64 << 10;
+
 /** Hands each intact member, decompressed, to `use`; returns why it stopped early, if it did. */
 function forEachMember(bytes: Uint8Array, use: (member: Buffer) => void): string | undefined {
   // Required here, not imported: only readers need them, and loading both costs a recorder's start ≈ 6.5 ms.
@@ -172,7 +174,10 @@ function forEachMember(bytes: Uint8Array, use: (member: Buffer) => void): string
   const scanner = new Gunzip(() => {});
   scanner.onmember = (offset) => starts.add(offset);
   try {
-    scanner.push(bytes, true);
+    // In slices: given a whole file at once, fflate inflates it into one buffer of its whole size
+    // (an `esr ls` of large sessions was killed for 24 GB); slices keep it to its window.
+    for (let at = 0; at < bytes.length; at += SCAN_SLICE)
+      scanner.push(bytes.subarray(at, at + SCAN_SLICE), at + SCAN_SLICE >= bytes.length);
   } catch {
     // Damage is reported below, by the member that holds it.
   }
