@@ -53,9 +53,14 @@ function ringBufferItem(): CheckItem {
   return { name: "ring buffer", ok, detail: ok ? "BPF ring buffers available" : NO_RING_BUFFERS };
 }
 
+/** The requirements the host answers without libbpf, in order. */
+function hostItems(): CheckItem[] {
+  return [kernelItem(), btfItem(), rootItem()];
+}
+
 /** The requirements in order; past a failed one, the next cannot be asked. */
 function requirementItems(): CheckItem[] {
-  const items = [kernelItem(), btfItem(), rootItem()];
+  const items = hostItems();
   if (items.every((i) => i.ok)) items.push(ringBufferItem());
   return items;
 }
@@ -66,7 +71,7 @@ function requirementItems(): CheckItem[] {
  * neither libbpf nor the probe.
  */
 export function requireRecordingHost() {
-  for (const item of [kernelItem(), btfItem(), rootItem()]) if (!item.ok) throw new EsrError(item.detail);
+  for (const item of hostItems()) if (!item.ok) throw new EsrError(item.detail);
 }
 
 /**
